@@ -1,0 +1,36 @@
+# zpdist: two commands on a fresh machine.
+#   make demo   set up, build the mock Galaxy, train, predict, and print the summary and catalog path
+#   make test   set up, lint, and run the whole test suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.zpdist-installed
+DEMO_DIR ?= data/demo
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# the CPU build of torch first (see DEVELOPERS.md), so nothing pulls CUDA wheels
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/zpdist demo --out $(DEMO_DIR)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) data/demo runs .pytest_cache .ruff_cache

@@ -1,0 +1,113 @@
+"""The canonical column names of zpdist, and the survey names that map onto them.
+
+Every reader renames survey columns (APOGEE DR14/DR16/DR17 allStar, Gaia DR2/EDR3 cross-matches)
+onto the lower-case canonical names below, so the rest of the code sees one schema.
+Aliases are matched case-insensitively, in the order given: the first one present wins.
+"""
+
+from __future__ import annotations
+
+#: The 15 abundance ratios of the paper's maps (METHOD §7), as canonical [X/Fe] names.
+#: APOGEE spells Ti II "TIII".
+ELEMENTS: tuple[str, ...] = (
+    "C", "N", "O", "NA", "MG", "AL", "SI", "S", "K", "CA", "TIII", "V", "MN", "CO", "NI",
+)  # fmt: skip
+XFE_COLUMNS: tuple[str, ...] = tuple(f"{el.lower()}_fe" for el in ELEMENTS)
+
+#: Gaia column prefixes in allStar-like files, in order of preference (DR17, DR16, merged DR2, bare).
+GAIA_PREFIXES: tuple[str, ...] = ("GAIAEDR3_", "GAIA_", "GAIADR2_", "")
+
+#: Gaia fields and the suffixes under which they appear after a prefix of :data:`GAIA_PREFIXES`.
+GAIA_FIELDS: dict[str, tuple[str, ...]] = {
+    "source_id": ("SOURCE_ID",),
+    "parallax": ("PARALLAX",),
+    "parallax_error": ("PARALLAX_ERROR",),
+    "phot_g_mean_mag": ("PHOT_G_MEAN_MAG", "G"),
+    "phot_bp_mean_mag": ("PHOT_BP_MEAN_MAG", "BP"),
+    "phot_rp_mean_mag": ("PHOT_RP_MEAN_MAG", "RP"),
+    "bp_rp": ("BP_RP",),
+    "visibility_periods_used": ("VISIBILITY_PERIODS_USED",),
+}
+
+#: APOGEE fields: canonical name -> aliases. ``KS`` comes before ``K`` because some merged
+#: tables (e.g. TwoFace) use ``K`` for a radial-velocity semi-amplitude.
+APOGEE_FIELDS: dict[str, tuple[str, ...]] = {
+    "apogee_id": ("APOGEE_ID",),
+    "ra": ("RA",),
+    "dec": ("DEC",),
+    "glon": ("GLON",),
+    "glat": ("GLAT",),
+    "j": ("J",),
+    "h": ("H",),
+    "k": ("KS", "K"),
+    "k_err": ("KS_ERR", "K_ERR"),
+    "ak": ("AK_TARG", "AK"),
+    "snr": ("SNR",),
+    "starflag": ("STARFLAG",),
+    "aspcapflag": ("ASPCAPFLAG",),
+    "vscatter": ("VSCATTER",),
+    "teff": ("TEFF",),
+    "teff_err": ("TEFF_ERR",),
+    "logg": ("LOGG",),
+    "logg_err": ("LOGG_ERR",),
+    "fe_h": ("FE_H",),
+    "fe_h_err": ("FE_H_ERR",),
+    "m_h": ("M_H",),
+    "alpha_m": ("ALPHA_M",),
+    "alpha_m_err": ("ALPHA_M_ERR",),
+}
+for _el in ELEMENTS:
+    APOGEE_FIELDS[f"{_el.lower()}_fe"] = (f"{_el}_FE",)
+    APOGEE_FIELDS[f"{_el.lower()}_fe_err"] = (f"{_el}_FE_ERR",)
+    APOGEE_FIELDS[f"{_el.lower()}_fe_flag"] = (f"{_el}_FE_FLAG",)
+
+#: Integer bit-mask columns: kept as integers, never turned to NaN.
+INTEGER_COLUMNS: frozenset[str] = frozenset(
+    {"starflag", "aspcapflag", "source_id", "visibility_periods_used"} | {f"{c}_flag" for c in XFE_COLUMNS}
+)
+
+#: The value APOGEE and astroNN use for "missing".
+MISSING_VALUE = -9999.0
+
+
+def resolve_columns(available: list[str]) -> dict[str, str]:
+    """Map canonical names onto the columns present in a file.
+
+    Parameters
+    ----------
+    available : list of str
+        Column names present in the file.
+
+    Returns
+    -------
+    dict
+        canonical name -> file column name, for every canonical field found. Gaia fields take
+        the first prefix of :data:`GAIA_PREFIXES` under which a parallax is present, so the
+        astrometry and photometry of one release are never mixed.
+    """
+    by_upper = {name.upper(): name for name in available}
+    mapping: dict[str, str] = {}
+    for canonical, aliases in APOGEE_FIELDS.items():
+        for alias in aliases:
+            if alias in by_upper:
+                mapping[canonical] = by_upper[alias]
+                break
+    for prefix in gaia_prefixes_present(available):
+        for canonical, suffixes in GAIA_FIELDS.items():
+            for suffix in suffixes:
+                if f"{prefix}{suffix}" in by_upper and canonical not in mapping:
+                    mapping[canonical] = by_upper[f"{prefix}{suffix}"]
+                    break
+        break
+    return mapping
+
+
+def gaia_prefixes_present(available: list[str]) -> list[str]:
+    """Gaia prefixes (from :data:`GAIA_PREFIXES`) under which a parallax column exists, in preference order."""
+    upper = {name.upper() for name in available}
+    return [p for p in GAIA_PREFIXES if f"{p}PARALLAX" in upper]
+
+
+def gaia_parallax_names_looked_for() -> list[str]:
+    """The parallax column names a reader looks for, for error messages."""
+    return [f"{p}PARALLAX" for p in GAIA_PREFIXES]

@@ -1,0 +1,160 @@
+"""Spectra on the network's 7,514-pixel grid: the wavelength grid, and HDF5 storage streamed in chunks.
+
+The grid is APOGEE's log-linear 8,575-pixel apStar grid (λ = 10^(4.179 + 6·10⁻⁶ i) Å, vacuum) with
+the two chip gaps and the unused ends removed, as in ASPCAP and astroNN.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+#: Number of pixels of the apStar grid and of the gap-free grid the network reads.
+N_APSTAR_PIXELS = 8575
+N_PIXELS = 7514
+#: Slices of the apStar grid kept for the blue, green and red chips.
+CHIP_SLICES: tuple[slice, slice, slice] = (slice(246, 3274), slice(3585, 6080), slice(6344, 8335))
+SPECTRA_DATASET = "spectra"
+
+
+def apstar_wavelength() -> np.ndarray:
+    """Vacuum wavelengths (Å) of the 8,575 apStar pixels."""
+    return 10.0 ** (4.179 + 6e-6 * np.arange(N_APSTAR_PIXELS))
+
+
+def wavelength_grid() -> np.ndarray:
+    """Vacuum wavelengths (Å) of the 7,514 pixels the network reads (chip gaps removed)."""
+    full = apstar_wavelength()
+    return np.concatenate([full[s] for s in CHIP_SLICES])
+
+
+class SpectraError(ValueError):
+    """A spectra file is unreadable or has the wrong shape; the message names the file and both shapes."""
+
+
+class SpectraWriter:
+    """Write an N × 7514 float32 HDF5 array in row batches without holding it in memory.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination ``.h5`` file (written to a temporary name and renamed on :meth:`close`).
+    n_rows : int
+        Total number of spectra.
+    chunk_rows : int
+        HDF5 chunk height (rows); reads stream chunk by chunk.
+    """
+
+    def __init__(self, path: str | os.PathLike, n_rows: int, chunk_rows: int = 256):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self._file = h5py.File(self._tmp, "w")
+        self._data = self._file.create_dataset(
+            SPECTRA_DATASET,
+            shape=(n_rows, N_PIXELS),
+            dtype="float32",
+            chunks=(max(1, min(chunk_rows, n_rows)), N_PIXELS),
+        )
+        self._data.attrs["grid"] = "APOGEE apStar log-lambda grid, chip gaps removed (7514 pixels)"
+        self._file.create_dataset("wavelength", data=wavelength_grid())
+        self.n_rows = n_rows
+        self._written = 0
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        """Write rows ``start : start + len(block)``."""
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim != 2 or block.shape[1] != N_PIXELS:
+            raise SpectraError(f"{self.path}: block of shape {block.shape}, expected (n, {N_PIXELS})")
+        self._data[start : start + len(block)] = block
+        self._written += len(block)
+
+    def close(self) -> None:
+        """Finish the file and move it into place; raises if not every row was written."""
+        self._file.close()
+        if self._written != self.n_rows:
+            self._tmp.unlink(missing_ok=True)
+            raise SpectraError(f"{self.path}: wrote {self._written} of {self.n_rows} rows")
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Discard the partial file."""
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> SpectraWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class SpectraReader:
+    """Read-only access to an N × 7514 spectra file, streamed in chunks.
+
+    Parameters
+    ----------
+    path : path-like
+        HDF5 file with a 2-D dataset ``spectra``.
+    expected_rows : int, optional
+        Number of rows of the table the spectra must align with.
+    """
+
+    def __init__(self, path: str | os.PathLike, expected_rows: int | None = None):
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except (OSError, FileNotFoundError) as exc:
+            raise SpectraError(f"{self.path}: cannot open spectra file ({exc})") from exc
+        if SPECTRA_DATASET not in self._file:
+            self._file.close()
+            raise SpectraError(f"{self.path}: no dataset {SPECTRA_DATASET!r} (found {list(self._file)})")
+        self._data = self._file[SPECTRA_DATASET]
+        shape = self._data.shape
+        if len(shape) != 2 or shape[1] != N_PIXELS:
+            self._file.close()
+            raise SpectraError(f"{self.path}: spectra have shape {shape}, expected (n_stars, {N_PIXELS})")
+        if expected_rows is not None and shape[0] != expected_rows:
+            self._file.close()
+            raise SpectraError(
+                f"{self.path}: {shape[0]} spectra but the table has {expected_rows} rows; they must align row by row"
+            )
+        self.n_rows = shape[0]
+        self.chunk_rows = self._data.chunks[0] if self._data.chunks else 1024
+
+    def read_rows(self, rows: np.ndarray, batch_rows: int = 4096) -> np.ndarray:
+        """Return the spectra of sorted row indices ``rows`` as an (len(rows), 7514) float32 array.
+
+        Reads contiguous chunk-sized blocks and keeps only the requested rows, so random
+        access never turns into one HDF5 call per row.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), N_PIXELS), dtype=np.float32)
+        for start in range(0, self.n_rows, batch_rows):
+            lo, hi = np.searchsorted(rows, [start, start + batch_rows])
+            if hi > lo:
+                block = self._data[start : start + batch_rows]
+                out[lo:hi] = block[rows[lo:hi] - start]
+        return out
+
+    def iter_chunks(self, batch_rows: int = 4096) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start_row, block)`` over the whole file in order."""
+        for start in range(0, self.n_rows, batch_rows):
+            yield start, np.asarray(self._data[start : start + batch_rows], dtype=np.float32)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> SpectraReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,154 @@
+"""Reading allStar-like tables (FITS, Parquet, CSV) into one canonical pandas DataFrame.
+
+This is the only place where the surveys' −9999 "missing" marker becomes NaN.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zpdist.io.columns import (
+    APOGEE_FIELDS,
+    GAIA_FIELDS,
+    INTEGER_COLUMNS,
+    MISSING_VALUE,
+    gaia_parallax_names_looked_for,
+    resolve_columns,
+)
+
+TABLE_SUFFIXES = (".fits", ".fit", ".fits.gz", ".parquet", ".pq", ".csv")
+
+
+class TableError(ValueError):
+    """A table cannot be read or lacks what is needed; the message names the file and the column."""
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in TABLE_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    raise TableError(f"{path}: unknown table format; expected one of {', '.join(TABLE_SUFFIXES)}")
+
+
+def list_columns(path: str | os.PathLike) -> list[str]:
+    """Names of the columns stored in a table file, without reading its rows."""
+    path = Path(path)
+    suffix = _suffix(path)
+    if not path.exists():
+        raise TableError(f"{path}: no such file")
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    if suffix == ".csv":
+        return list(pd.read_csv(path, nrows=0).columns)
+    return _fits_table_hdu(path).columns.names
+
+
+def _fits_table_hdu(path: Path):
+    from astropy.io import fits
+
+    try:
+        hdul = fits.open(path, memmap=True)
+        for hdu in hdul:
+            if isinstance(hdu, fits.BinTableHDU | fits.TableHDU) and hdu.columns.names:
+                return hdu
+    except (OSError, ValueError, TypeError) as exc:
+        raise TableError(f"{path}: not a readable FITS file ({exc})") from exc
+    raise TableError(f"{path}: no table HDU found in the FITS file")
+
+
+def _read_raw(path: Path, columns: list[str]) -> pd.DataFrame:
+    suffix = _suffix(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path, columns=columns)
+    if suffix == ".csv":
+        return pd.read_csv(path, usecols=columns)
+    hdu = _fits_table_hdu(path)
+    data = {}
+    try:
+        for name in columns:
+            values = np.asarray(hdu.data[name])
+            if values.ndim != 1:
+                raise TableError(f"{path}: column {name!r} is not one value per row (shape {values.shape})")
+            if values.dtype.kind in "SU":
+                values = np.char.strip(values.astype(str))
+            data[name] = values.astype(values.dtype.newbyteorder("="))
+    except (OSError, ValueError, TypeError) as exc:
+        if isinstance(exc, TableError):
+            raise
+        raise TableError(f"{path}: cannot read column data ({exc}); is the file truncated?") from exc
+    return pd.DataFrame(data)
+
+
+def _canonicalise(raw: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
+    out = {}
+    for canonical, source in mapping.items():
+        values = raw[source].to_numpy()
+        if values.dtype.kind in "iuf" and canonical not in INTEGER_COLUMNS:
+            values = values.astype(float)
+            values[values <= MISSING_VALUE + 0.5] = np.nan
+        elif values.dtype.kind in "iuf" and canonical in INTEGER_COLUMNS and values.dtype.kind == "f":
+            values = np.where(np.isfinite(values), values, MISSING_VALUE).astype(np.int64)
+        elif values.dtype.kind == "O":
+            values = values.astype(str)
+        out[canonical] = values
+    frame = pd.DataFrame(out)
+    if "bp_rp" not in frame and {"phot_bp_mean_mag", "phot_rp_mean_mag"} <= set(frame):
+        frame["bp_rp"] = frame["phot_bp_mean_mag"] - frame["phot_rp_mean_mag"]
+    return frame
+
+
+def read_table(
+    path: str | os.PathLike,
+    required: Iterable[str] = (),
+    require_gaia: bool = False,
+) -> pd.DataFrame:
+    """Read an allStar-like table onto the canonical schema.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.fits``, ``.parquet`` or ``.csv`` file with APOGEE and Gaia column names (DR14, DR16
+        ``GAIA_*``, DR17 ``GAIAEDR3_*`` or ``GAIADR2_*``), or already canonical names.
+    required : iterable of str
+        Canonical columns that must be present (see :mod:`zpdist.io.columns`).
+    require_gaia : bool
+        Raise if no Gaia parallax column is found, listing the names looked for.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Canonical columns only, floats with NaN for missing values (−9999 in the file), bit-mask
+        columns as integers. ``df.attrs`` records the source file and the column mapping.
+
+    Raises
+    ------
+    TableError
+        If the file cannot be read, or a required column is missing (the message names it).
+    """
+    path = Path(path)
+    available = list_columns(path)
+    mapping = resolve_columns(available)
+    if require_gaia and "parallax" not in mapping:
+        raise TableError(
+            f"{path}: no Gaia parallax column; looked for {', '.join(gaia_parallax_names_looked_for())} "
+            f"(case-insensitive)"
+        )
+    for name in required:
+        if name not in mapping and not (
+            name == "bp_rp" and {"phot_bp_mean_mag", "phot_rp_mean_mag"} <= set(mapping)
+        ):
+            aliases = APOGEE_FIELDS.get(name) or GAIA_FIELDS.get(name) or (name,)
+            raise TableError(f"{path}: required column {name!r} is missing (looked for {', '.join(aliases)})")
+    raw = _read_raw(path, list(dict.fromkeys(mapping.values())))
+    frame = _canonicalise(raw, mapping)
+    frame.attrs["source"] = str(path)
+    frame.attrs["column_map"] = mapping
+    return frame

@@ -1,0 +1,1 @@
+"""The zpdist dashboard (Panel + HoloViews + datashader); see issue 3."""
