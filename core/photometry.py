@@ -39,9 +39,7 @@ def mag_parallax_to_fakemag(mag: ArrayLike, parallax: ArrayLike) -> np.ndarray:
     return _as_float(parallax) * 10.0 ** (0.2 * _as_float(mag))
 
 
-def fakemag_error_from_parallax(
-    fakemag: ArrayLike, parallax: ArrayLike, parallax_error: ArrayLike
-) -> np.ndarray:
+def fakemag_error_from_parallax(fakemag: ArrayLike, parallax: ArrayLike, parallax_error: ArrayLike) -> np.ndarray:
     """Propagated fakemag error σ_L = |σ_ϖ / ϖ| · L (METHOD §2).
 
     Parameters
@@ -82,9 +80,7 @@ def fakemag_to_distance(fakemag: ArrayLike, mag: ArrayLike) -> np.ndarray:
     return 1000.0 * 10.0 ** (0.2 * _as_float(mag)) / positive
 
 
-def fakemag_to_distance_error(
-    fakemag: ArrayLike, fakemag_error: ArrayLike, distance: ArrayLike
-) -> np.ndarray:
+def fakemag_to_distance_error(fakemag: ArrayLike, fakemag_error: ArrayLike, distance: ArrayLike) -> np.ndarray:
     """Distance error σ_d = (σ_L / L) · d in the units of ``distance``; NaN for L ≤ 0."""
     fakemag = _as_float(fakemag)
     positive = np.where(fakemag > 0, fakemag, np.nan)

@@ -142,9 +142,7 @@ def read_table(
             f"(case-insensitive)"
         )
     for name in required:
-        if name not in mapping and not (
-            name == "bp_rp" and {"phot_bp_mean_mag", "phot_rp_mean_mag"} <= set(mapping)
-        ):
+        if name not in mapping and not (name == "bp_rp" and {"phot_bp_mean_mag", "phot_rp_mean_mag"} <= set(mapping)):
             aliases = APOGEE_FIELDS.get(name) or GAIA_FIELDS.get(name) or (name,)
             raise TableError(f"{path}: required column {name!r} is missing (looked for {', '.join(aliases)})")
     raw = _read_raw(path, list(dict.fromkeys(mapping.values())))

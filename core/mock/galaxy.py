@@ -18,9 +18,7 @@ EXTINCTION_RATIOS = {"j": 0.282, "h": 0.175, "k": 0.112, "g": 0.80, "bp": 1.00, 
 
 
 def _disk(rng: np.random.Generator, n: int, scale_length: float, scale_height: float) -> np.ndarray:
-    radius = np.minimum(
-        rng.gamma(2.0, scale_length, n), 25.0
-    )  # surface density ∝ exp(−R/h) → p(R) ∝ R e^(−R/h)
+    radius = np.minimum(rng.gamma(2.0, scale_length, n), 25.0)  # surface density ∝ exp(−R/h) → p(R) ∝ R e^(−R/h)
     phi = rng.uniform(0.0, 2 * np.pi, n)
     z = rng.laplace(0.0, scale_height, n)
     return np.column_stack([radius * np.cos(phi), radius * np.sin(phi), z])
@@ -59,9 +57,7 @@ def draw_galaxy_positions(rng: np.random.Generator, n: int) -> tuple[np.ndarray,
     return xyz, component
 
 
-def draw_local_positions(
-    rng: np.random.Generator, n: int, sun_xyz: np.ndarray, radius_kpc: float = 1.5
-) -> np.ndarray:
+def draw_local_positions(rng: np.random.Generator, n: int, sun_xyz: np.ndarray, radius_kpc: float = 1.5) -> np.ndarray:
     """Draw ``n`` thin-disk positions within ``radius_kpc`` of the Sun (for dwarfs, seen only nearby).
 
     Uniform in the sphere, then thinned by the thin disk's vertical profile exp(−|z|/h_z).

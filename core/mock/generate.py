@@ -87,7 +87,9 @@ def _describe_stars(
         "absmag_k": absmag_k, "fe_h": fe_h, "alpha_fe": alpha, **ratios,
         "a_v": av, "a_k": ext["k"], "distance_pc": sky["distance_pc"],
         "ra": sky["ra"], "dec": sky["dec"], "glon": sky["glon"], "glat": sky["glat"],
-        "k": k_mag, "h": k_mag + colours["h_k"] + ext["h"] - ext["k"], "j": k_mag + colours["j_k"] + ext["j"] - ext["k"],
+        "k": k_mag,
+        "h": k_mag + colours["h_k"] + ext["h"] - ext["k"],
+        "j": k_mag + colours["j_k"] + ext["j"] - ext["k"],
         "j_k0": colours["j_k"],
         "g": k_mag + colours["g_k"] + ext["g"] - ext["k"],
         "bp_rp": colours["bp_rp"] + ext["bp"] - ext["rp"],
@@ -104,9 +106,7 @@ def _selected(rng: np.random.Generator, config: MockConfig, props: dict[str, np.
     return in_window & field
 
 
-def _draw_selected(
-    rng: np.random.Generator, config: MockConfig, n: int, dwarf: bool, progress: bool
-) -> pd.DataFrame:
+def _draw_selected(rng: np.random.Generator, config: MockConfig, n: int, dwarf: bool, progress: bool) -> pd.DataFrame:
     """Draw candidates until ``n`` pass the selection."""
     sun = np.array([-config.frame.r0_kpc, 0.0, config.frame.z_sun_pc / 1000.0])
     kept: list[pd.DataFrame] = []
@@ -149,9 +149,7 @@ def _apogee_id(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
 def _observe(rng: np.random.Generator, config: MockConfig, truth: pd.DataFrame) -> pd.DataFrame:
     """Turn true properties into survey measurements (canonical names, NaN for missing)."""
     n = len(truth)
-    snr = np.clip(
-        100.0 * 10 ** (0.2 * (config.h_mag_range[1] - truth["h"])) * rng.lognormal(0, 0.3, n), 10, 2000
-    )
+    snr = np.clip(100.0 * 10 ** (0.2 * (config.h_mag_range[1] - truth["h"])) * rng.lognormal(0, 0.3, n), 10, 2000)
     obs = pd.DataFrame({"apogee_id": _apogee_id(truth["ra"].to_numpy(), truth["dec"].to_numpy())})
     for name in ("ra", "dec", "glon", "glat"):
         obs[name] = truth[name]
@@ -172,16 +170,12 @@ def _observe(rng: np.random.Generator, config: MockConfig, truth: pd.DataFrame) 
     alpha_err = 0.01 + 1.5 / snr
     obs["alpha_m"] = truth["alpha_fe"] + rng.normal(0, 1, n) * alpha_err
     obs["alpha_m_err"] = alpha_err
-    ratios = chemistry.observe_element_ratios(
-        rng, {c: truth[c].to_numpy() for c in truth}, snr, truth["teff"]
-    )
+    ratios = chemistry.observe_element_ratios(rng, {c: truth[c].to_numpy() for c in truth}, snr, truth["teff"])
     for name, values in ratios.items():
         obs[name] = values
     # Gaia: the offset depends on the star's true G, BP−RP and Teff
     offset = injected_offset_mas(config.offset, truth["g"], truth["bp_rp"], truth["teff"])
-    parallax, parallax_error = observe_parallax(
-        rng, truth["parallax_true"].to_numpy(), truth["g"].to_numpy(), offset
-    )
+    parallax, parallax_error = observe_parallax(rng, truth["parallax_true"].to_numpy(), truth["g"].to_numpy(), offset)
     no_gaia = (rng.random(n) < config.missing_gaia_fraction) | (truth["g"].to_numpy() > config.gaia_g_limit)
     g_obs = truth["g"] + rng.normal(0, 0.003, n)
     bp_rp_obs = truth["bp_rp"] + rng.normal(0, 0.005, n)

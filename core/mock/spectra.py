@@ -25,9 +25,7 @@ LINE_LIST_SEED = 20190222
 BAD_PIXEL_FRACTION = 0.005
 
 # species: (number of lines, log10 τ0 range, χ range, γ range, width range in pixels)
-_SPECIES: dict[
-    str, tuple[int, tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]
-] = {
+_SPECIES: dict[str, tuple[int, tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]] = {
     "FE": (380, (-1.5, 0.4), (1.0, 4.0), (-0.05, 0.15), (1.0, 2.0)),
     "FEII": (30, (-1.2, 0.0), (-1.0, 0.5), (-0.40, -0.25), (1.0, 2.0)),
     "CN": (240, (-1.4, 0.2), (4.0, 8.0), (-0.35, -0.10), (0.9, 1.3)),
@@ -83,9 +81,7 @@ class SpectrumModel:
         """Number of lines in the list."""
         return len(self.log_tau0)
 
-    def noiseless(
-        self, teff: np.ndarray, logg: np.ndarray, abundances_h: dict[str, np.ndarray]
-    ) -> np.ndarray:
+    def noiseless(self, teff: np.ndarray, logg: np.ndarray, abundances_h: dict[str, np.ndarray]) -> np.ndarray:
         """Noise-free normalised spectra, shape (n_stars, 7514), float32.
 
         Parameters
@@ -96,8 +92,7 @@ class SpectrumModel:
             [Fe/H] and [X/H] (dex) keyed by the names in :data:`FEATURES`.
         """
         labels = np.column_stack(
-            [abundances_h[name] for name in FEATURES]
-            + [5040.0 / np.asarray(teff) - 1.0, np.asarray(logg) - 2.5]
+            [abundances_h[name] for name in FEATURES] + [5040.0 / np.asarray(teff) - 1.0, np.asarray(logg) - 2.5]
         )
         tau = 10.0 ** (labels @ self.design + self.log_tau0)
         depth = np.asarray(self.profiles_t @ tau.T).T
