@@ -1,0 +1,91 @@
+"""The output catalog (METHOD §8): one row per input star, NaN where a quantity is undefined."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from zpdist.galactocentric import GalactocentricFrameConfig, radec_distance_to_galactocentric
+from zpdist.io.columns import XFE_COLUMNS
+from zpdist.nn.infer import MCPrediction
+from zpdist.photometry import (
+    fakemag_to_distance,
+    fakemag_to_distance_error,
+    fakemag_to_parallax,
+    inverse_variance_mean,
+    parallax_to_distance,
+)
+
+#: Input columns copied into the catalog when present (labels, photometry, their errors).
+PASSTHROUGH_COLUMNS: tuple[str, ...] = (
+    "apogee_id", "ra", "dec", "glon", "glat", "k", "ak", "k_corr", "ak_flag", "snr",
+    "phot_g_mean_mag", "bp_rp", "teff", "teff_err", "logg", "logg_err", "fe_h", "fe_h_err", "alpha_m",
+    *(c for x in XFE_COLUMNS for c in (x, f"{x}_err")),
+)  # fmt: skip
+
+#: Units of the catalog's columns (written into FITS TUNIT and Parquet field metadata).
+UNITS: dict[str, str] = {
+    "ra": "deg", "dec": "deg", "glon": "deg", "glat": "deg", "k": "mag", "ak": "mag", "k_corr": "mag",
+    "phot_g_mean_mag": "mag", "bp_rp": "mag", "teff": "K", "teff_err": "K", "logg": "dex", "logg_err": "dex",
+    "parallax": "mas", "parallax_error": "mas", "parallax_corrected": "mas", "parallax_corrected_error": "mas",
+    "nn_parallax": "mas", "nn_parallax_error": "mas", "nn_parallax_model_error": "mas",
+    "zp_offset": "mas", "zp_offset_error": "mas",
+    "dist": "pc", "dist_error": "pc", "dist_model_error": "pc", "weighted_dist": "pc", "weighted_dist_error": "pc",
+    "x_gc": "kpc", "y_gc": "kpc", "z_gc": "kpc", "r_gc": "kpc", "phi_gc": "deg",
+}  # fmt: skip
+
+
+def build_catalog(table: pd.DataFrame, prediction: MCPrediction, frame: GalactocentricFrameConfig) -> pd.DataFrame:
+    """Assemble the catalog from the canonical input table and the Monte-Carlo predictions.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Canonical input table with ``k_corr`` (see :func:`zpdist.nn.data.add_corrected_k`).
+    prediction : MCPrediction
+        Per-star predictions, row-aligned with ``table``.
+    frame : GalactocentricFrameConfig
+        Frame for the Galactocentric coordinates (computed from the NN distance).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The METHOD §8 columns: fakemag and errors; NN distance (pc) with total and model errors;
+        NN parallax (mas); raw and offset-corrected Gaia parallax; the inverse-variance combination
+        of NN and corrected Gaia parallaxes as ``weighted_dist``; Galactocentric x, y, z, R (kpc) and
+        φ (deg); the offset model's Δϖ per star; and the input labels.
+    """
+    out = pd.DataFrame({c: table[c].to_numpy() for c in PASSTHROUGH_COLUMNS if c in table})
+    k_corr = table["k_corr"].to_numpy(float)
+    fakemag = prediction.fakemag
+    fakemag_error = prediction.fakemag_error
+    fakemag_model_error = np.sqrt(prediction.fakemag_model_var)
+    out["fakemag"] = fakemag
+    out["fakemag_error"] = fakemag_error
+    out["fakemag_model_error"] = fakemag_model_error
+    dist = fakemag_to_distance(fakemag, k_corr)
+    out["dist"] = dist
+    out["dist_error"] = fakemag_to_distance_error(fakemag, fakemag_error, dist)
+    out["dist_model_error"] = fakemag_to_distance_error(fakemag, fakemag_model_error, dist)
+    out["nn_parallax"] = fakemag_to_parallax(fakemag, k_corr)
+    out["nn_parallax_error"] = fakemag_to_parallax(fakemag_error, k_corr)
+    out["nn_parallax_model_error"] = fakemag_to_parallax(fakemag_model_error, k_corr)
+    out["zp_offset"] = prediction.offset
+    out["zp_offset_error"] = prediction.offset_std
+    parallax = table["parallax"].to_numpy(float) if "parallax" in table else np.full(len(table), np.nan)
+    parallax_error = (
+        table["parallax_error"].to_numpy(float) if "parallax_error" in table else np.full(len(table), np.nan)
+    )
+    out["parallax"] = parallax
+    out["parallax_error"] = parallax_error
+    out["parallax_corrected"] = parallax - prediction.offset
+    out["parallax_corrected_error"] = np.hypot(parallax_error, prediction.offset_std)
+    weighted, weighted_error = inverse_variance_mean(
+        out["nn_parallax"], out["nn_parallax_error"], out["parallax_corrected"], out["parallax_corrected_error"]
+    )
+    out["weighted_dist"] = parallax_to_distance(weighted)
+    out["weighted_dist_error"] = weighted_error / weighted * out["weighted_dist"]
+    if "ra" in table and "dec" in table:
+        for name, values in radec_distance_to_galactocentric(table["ra"], table["dec"], dist, frame).items():
+            out[name] = values
+    return out

@@ -1,0 +1,89 @@
+"""Turning a canonical table (and spectra) into the arrays the network reads."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from zpdist.io.spectra import SpectraReader
+from zpdist.photometry import extinction_corrected_mag
+from zpdist.selection import OFFSET_INPUT_COLUMNS
+
+#: Labels-mode inputs: Teff, log g, [Fe/H] and the first α-like column present.
+BASE_LABELS: tuple[str, str, str] = ("teff", "logg", "fe_h")
+ALPHA_LABELS: tuple[str, ...] = ("alpha_m", "mg_fe")
+
+
+def choose_label_columns(table: pd.DataFrame, requested: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Labels-mode input columns: ``requested``, or Teff, log g, [Fe/H] and [α/M] or [Mg/Fe] (whichever exists).
+
+    Raises
+    ------
+    ValueError
+        If a needed column is absent (the message names it and the table's source).
+    """
+    source = table.attrs.get("source", "table")
+    if requested:
+        columns = tuple(requested)
+    else:
+        alpha = [c for c in ALPHA_LABELS if c in table and np.isfinite(table[c].to_numpy(float)).any()]
+        columns = (*BASE_LABELS, *alpha[:1])
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise ValueError(f"{source}: labels mode needs column(s) {', '.join(missing)}")
+    return columns
+
+
+def add_corrected_k(table: pd.DataFrame) -> pd.DataFrame:
+    """Add ``k_corr`` = K − A_K and ``ak_flag`` (True where A_K was missing or negative and 0 was used).
+
+    Raises
+    ------
+    ValueError
+        If the table has no K magnitude.
+    """
+    if "k" not in table:
+        raise ValueError(f"{table.attrs.get('source', 'table')}: required column 'k' (2MASS K/KS) is missing")
+    if "ak" not in table:
+        warnings.warn(
+            f"{table.attrs.get('source', 'table')}: no extinction column (AK_TARG); using A_K = 0 for every star",
+            stacklevel=2,
+        )
+    extinction = table["ak"].to_numpy(float) if "ak" in table else np.full(len(table), np.nan)
+    k_corr, flag = extinction_corrected_mag(table["k"].to_numpy(float), extinction)
+    table = table.copy()
+    table["k_corr"] = k_corr
+    table["ak_flag"] = flag
+    return table
+
+
+def label_inputs(table: pd.DataFrame, columns: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
+    """Float32 matrix of the label columns (NaN kept)."""
+    frame = table if rows is None else table.iloc[rows]
+    return frame[list(columns)].to_numpy(dtype=np.float32)
+
+
+def offset_inputs(table: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+    """Float32 (N, 3) matrix of G, BP−RP, Teff, or NaN columns where absent."""
+    frame = table if rows is None else table.iloc[rows]
+    return np.column_stack(
+        [
+            frame[c].to_numpy(np.float32) if c in frame else np.full(len(frame), np.nan, np.float32)
+            for c in OFFSET_INPUT_COLUMNS
+        ]
+    )
+
+
+def spectra_inputs(spectra_path: str | os.PathLike, n_table_rows: int, rows: np.ndarray) -> np.ndarray:
+    """Spectra of table rows ``rows`` (any order), read in chunks; NaN pixels become 1 (the bad-pixel value)."""
+    order = np.argsort(rows)
+    with SpectraReader(spectra_path, expected_rows=n_table_rows) as reader:
+        sorted_block = reader.read_rows(rows[order])
+    block = np.empty_like(sorted_block)
+    block[order] = sorted_block
+    np.nan_to_num(block, copy=False, nan=1.0)
+    return block

@@ -1,0 +1,246 @@
+"""The network of Leung & Bovy (2019) in PyTorch: a luminosity branch, two heads, and an offset branch.
+
+Predicted Gaia parallax (METHOD §2–§3):
+
+    ϖ_pred = L · 10^(−0.2 K_corr) + Δϖ(G, BP−RP, Teff)
+
+The luminosity branch never sees K_corr or G: a branch that did could absorb the zero-point into
+L (L' = L + Δϖ·10^(0.2 K)) and the offset would not be identifiable.
+
+Every branch is split into a deterministic *stem* (the layers before the first dropout) and a
+stochastic *body*, so Monte-Carlo dropout evaluates the stem once per star and only repeats the body.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from zpdist.io.spectra import N_PIXELS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a :class:`ZeroPointNet`.
+
+    Attributes
+    ----------
+    mode : {"spectra", "labels"}
+        Luminosity from the 7,514-pixel spectrum (the paper) or from stellar labels.
+    offset_model : {"constant", "multivariate"}
+        A single global Δϖ, or an MLP on standardised (G, BP−RP, Teff).
+    n_inputs : int
+        Length of the luminosity branch's input (7514 pixels, or the number of labels).
+    dropout : float
+        Dropout rate, kept on at inference for Monte-Carlo dropout.
+    init_std : float
+        Standard deviation of the normal weight initialisation.
+    """
+
+    mode: Literal["spectra", "labels"] = "spectra"
+    offset_model: Literal["constant", "multivariate"] = "constant"
+    n_inputs: int = N_PIXELS
+    dropout: float = 0.3
+    init_std: float = 0.05
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SpectraBranch(nn.Module):
+    """Conv1D(2, 8) → dropout → Conv1D(4, 8) → MaxPool(4) → dropout → Dense(164) → dropout → Dense(64)."""
+
+    def __init__(self, n_pixels: int, dropout: float):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, 2, kernel_size=8)
+        self.conv2 = nn.Conv1d(2, 4, kernel_size=8)
+        self.pool = nn.MaxPool1d(4)
+        n_flat = 4 * ((n_pixels - 14) // 4)
+        self.dense1 = nn.Linear(n_flat, 164)
+        self.dense2 = nn.Linear(164, 64)
+        self.dropout = nn.Dropout(dropout)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic part: the first convolution (N, 7514) → (N, 2, 7507)."""
+        return torch.relu(self.conv1(x.unsqueeze(1)))
+
+    def body(self, h: torch.Tensor) -> torch.Tensor:
+        """Stochastic part: stem output → (N, 64) features."""
+        h = torch.relu(self.conv2(self.dropout(h)))
+        h = self.dropout(self.pool(h).flatten(1))
+        h = self.dropout(torch.relu(self.dense1(h)))
+        return torch.relu(self.dense2(h))
+
+
+class LabelsBranch(nn.Module):
+    """Dense(128, ReLU) → dropout → Dense(64, ReLU) → dropout → Dense(64, ReLU) on standardised labels."""
+
+    def __init__(self, n_labels: int, dropout: float):
+        super().__init__()
+        self.dense1 = nn.Linear(n_labels, 128)
+        self.dense2 = nn.Linear(128, 64)
+        self.dense3 = nn.Linear(64, 64)
+        self.dropout = nn.Dropout(dropout)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.dense1(x))
+
+    def body(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(torch.relu(self.dense2(self.dropout(h))))
+        return torch.relu(self.dense3(h))
+
+
+class OffsetMLP(nn.Module):
+    """Δϖ (mas) from standardised (G, BP−RP, Teff): Dense(32, tanh) → dropout → Dense(16, tanh) → dropout → Dense(1)."""
+
+    def __init__(self, dropout: float):
+        super().__init__()
+        self.dense1 = nn.Linear(3, 32)
+        self.dense2 = nn.Linear(32, 16)
+        self.out = nn.Linear(16, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def stem(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense1(z))
+
+    def body(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.dropout(torch.tanh(self.dense2(self.dropout(h))))
+        return self.out(h).squeeze(-1)
+
+
+class ZeroPointNet(nn.Module):
+    """Luminosity network with heteroscedastic heads and a jointly fitted parallax zero-point.
+
+    Inputs are standardised inside the model with statistics stored as buffers (so they travel
+    in the checkpoint). ``fakemag_scale`` sets the natural size of L and σ_L² = scale² · exp(raw_s).
+
+    - spectra mode (the paper): L = scale · softplus(raw);
+    - labels mode (ours): L = scale · exp(w·x + raw), a log-linear term in the standardised labels
+      plus the MLP's correction. To first order log L is linear in the labels (log L = log M +
+      4 log T_eff − log g, and BC_K is smooth in T_eff), so the network extrapolates like the physics
+      to the luminous giants, which are all distant and where L is nearly degenerate with the
+      zero-point; a softplus MLP there under-predicts L by a few per cent and biases Δϖ.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        n = config.n_inputs
+        self.branch = SpectraBranch(n, config.dropout) if config.mode == "spectra" else LabelsBranch(n, config.dropout)
+        self.fakemag_head = nn.Linear(64, 1)
+        self.log_var_head = nn.Linear(64, 1)
+        self.log_linear = nn.Linear(n, 1) if config.mode == "labels" else None
+        if config.offset_model == "constant":
+            self.offset_mas = nn.Parameter(torch.zeros(()))
+            self.offset_mlp = None
+        elif config.offset_model == "multivariate":
+            self.offset_mas = None
+            self.offset_mlp = OffsetMLP(config.dropout)
+        else:
+            raise ValueError(f"unknown offset model {config.offset_model!r}")
+        self.register_buffer("input_mean", torch.zeros(n))
+        self.register_buffer("input_std", torch.ones(n))
+        self.register_buffer("offset_input_mean", torch.zeros(3))
+        self.register_buffer("offset_input_std", torch.ones(3))
+        self.register_buffer("fakemag_scale", torch.ones(()))
+        self._initialise(config.init_std)
+
+    def _initialise(self, std: float) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Linear | nn.Conv1d):
+                nn.init.normal_(module.weight, 0.0, std)
+                nn.init.zeros_(module.bias)
+        # start near L = scale and σ_L = 0.3·scale
+        nn.init.constant_(self.fakemag_head.bias, 0.0 if self.log_linear is not None else math.log(math.e - 1.0))
+        nn.init.constant_(self.log_var_head.bias, 2.0 * math.log(0.3))
+        if self.log_linear is not None:
+            nn.init.zeros_(self.log_linear.weight)
+
+    def set_statistics(
+        self,
+        input_mean: torch.Tensor,
+        input_std: torch.Tensor,
+        fakemag_scale: float,
+        offset_input_mean: torch.Tensor | None = None,
+        offset_input_std: torch.Tensor | None = None,
+    ) -> None:
+        """Store the training set's standardisation statistics (zero std is replaced by 1)."""
+        self.input_mean.copy_(input_mean)
+        self.input_std.copy_(torch.where(input_std > 0, input_std, torch.ones_like(input_std)))
+        self.fakemag_scale.fill_(fakemag_scale)
+        if offset_input_mean is not None:
+            self.offset_input_mean.copy_(offset_input_mean)
+            self.offset_input_std.copy_(offset_input_std)
+
+    def weight_penalty(self) -> torch.Tensor:
+        """Sum of squared weights (for the L2 term), biases and the offset excluded."""
+        return sum((p**2).sum() for name, p in self.named_parameters() if name.endswith("weight"))
+
+    def _heads(self, features: torch.Tensor, log_linear: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        scale = self.fakemag_scale
+        raw = self.fakemag_head(features).squeeze(-1)
+        if log_linear is None:
+            fakemag = scale * nn.functional.softplus(raw)
+        else:
+            fakemag = scale * torch.exp(torch.clamp(raw + log_linear, max=30.0))
+        log_var = self.log_var_head(features).squeeze(-1) + 2.0 * torch.log(scale)
+        return fakemag, log_var
+
+    def forward(
+        self, inputs: torch.Tensor, offset_inputs: torch.Tensor | None = None, n_samples: int = 1
+    ) -> dict[str, torch.Tensor]:
+        """Predict fakemag, its log-variance and the offset.
+
+        Parameters
+        ----------
+        inputs : Tensor, shape (N, n_inputs)
+            Spectra or labels, not standardised.
+        offset_inputs : Tensor, shape (N, 3), optional
+            G (mag), BP−RP (mag), Teff (K); required for the multivariate offset.
+        n_samples : int
+            Number of passes through the stochastic layers; outputs get a trailing axis of this
+            length when ``n_samples > 1``. Dropout is active only in training mode or after
+            :func:`enable_mc_dropout`.
+
+        Returns
+        -------
+        dict of Tensor
+            ``fakemag`` (L), ``log_var`` (ln σ_L²) and ``offset`` (mas), each of shape (N,) or (N, n_samples).
+        """
+        n = inputs.shape[0]
+        standardised = (inputs - self.input_mean) / self.input_std
+        h = self.branch.stem(standardised)
+        log_linear = None if self.log_linear is None else self.log_linear(standardised).squeeze(-1)
+        if n_samples > 1:
+            h = h.repeat_interleave(n_samples, dim=0)
+            log_linear = None if log_linear is None else log_linear.repeat_interleave(n_samples, dim=0)
+        fakemag, log_var = self._heads(self.branch.body(h), log_linear)
+        if self.offset_mlp is None:
+            offset = self.offset_mas.expand(fakemag.shape[0])
+        else:
+            if offset_inputs is None:
+                raise ValueError("the multivariate offset model needs offset_inputs (G, BP-RP, Teff)")
+            z = self.offset_mlp.stem((offset_inputs - self.offset_input_mean) / self.offset_input_std)
+            if n_samples > 1:
+                z = z.repeat_interleave(n_samples, dim=0)
+            offset = self.offset_mlp.body(z)
+        outputs = {"fakemag": fakemag, "log_var": log_var, "offset": offset}
+        if n_samples > 1:
+            outputs = {k: v.reshape(n, n_samples) for k, v in outputs.items()}
+        return outputs
+
+
+def enable_mc_dropout(model: nn.Module) -> None:
+    """Evaluation mode everywhere except the dropout layers, which stay stochastic (Monte-Carlo dropout)."""
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.train()

@@ -1,0 +1,170 @@
+"""Quality cuts, each named, each reporting how many stars it removed (METHOD §5 and §7).
+
+A cut whose column is absent from the table is skipped with a warning instead of failing, so
+catalogues with fewer columns (e.g. APOKASC-2, which has no SNR or STARFLAG) can still be used.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from zpdist.photometry import fakemag_to_log_solar_luminosity, mag_parallax_to_fakemag
+
+#: Columns a multivariate offset model needs.
+OFFSET_INPUT_COLUMNS: tuple[str, str, str] = ("phot_g_mean_mag", "bp_rp", "teff")
+
+
+class EmptySelectionError(ValueError):
+    """No star is left after the cuts; the message lists each cut's count."""
+
+
+@dataclass(frozen=True)
+class TrainingCuts:
+    """The paper's training-set cuts (METHOD §5); every threshold configurable.
+
+    Attributes
+    ----------
+    max_parallax_error : float
+        Keep σ_ϖ below this (mas).
+    min_snr : float
+        Keep APOGEE SNR above this; stars below form the paper's test set.
+    min_visibility_periods : int
+        Keep Gaia visibility_periods_used above this, when the column exists.
+    require_starflag_zero : bool
+        Keep STARFLAG == 0.
+    max_vscatter : float
+        Keep VSCATTER below this (km/s).
+    require_bright_or_negative : bool
+        Keep log10(L_K/L_⊙) > 0 or ϖ < 0.
+    """
+
+    max_parallax_error: float = 0.1
+    min_snr: float = 200.0
+    min_visibility_periods: int = 10
+    require_starflag_zero: bool = True
+    max_vscatter: float = 1.0
+    require_bright_or_negative: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A named cut: ``keep(table)`` is True for the stars that pass; ``columns`` must all exist."""
+
+    name: str
+    columns: tuple[str, ...]
+    keep: Callable[[pd.DataFrame], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CutResult:
+    """How one cut acted: stars removed and remaining, or why it was skipped."""
+
+    name: str
+    removed: int
+    remaining: int
+    skipped: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _finite(table: pd.DataFrame, *columns: str) -> np.ndarray:
+    return np.logical_and.reduce([np.isfinite(table[c].to_numpy(dtype=float)) for c in columns])
+
+
+def _bright_or_negative(table: pd.DataFrame) -> np.ndarray:
+    parallax = table["parallax"].to_numpy(dtype=float)
+    fakemag = mag_parallax_to_fakemag(table["k_corr"].to_numpy(dtype=float), parallax)
+    return (parallax < 0) | (fakemag_to_log_solar_luminosity(fakemag) > 0)
+
+
+def training_cuts(
+    cuts: TrainingCuts, extra_required: Sequence[str] = (), extra_name: str = "valid inputs"
+) -> list[Cut]:
+    """The list of cuts for training; ``extra_required`` adds one cut demanding finite values there.
+
+    The table must carry a ``k_corr`` column (extinction-corrected K).
+    """
+    out = [
+        Cut(
+            "Gaia parallax present", ("parallax", "parallax_error"), lambda t: _finite(t, "parallax", "parallax_error")
+        ),
+        Cut(
+            f"parallax_error < {cuts.max_parallax_error} mas",
+            ("parallax_error",),
+            lambda t: t["parallax_error"].to_numpy(float) < cuts.max_parallax_error,
+        ),
+        Cut(f"SNR > {cuts.min_snr:g}", ("snr",), lambda t: t["snr"].to_numpy(float) > cuts.min_snr),
+        Cut(
+            f"visibility_periods_used > {cuts.min_visibility_periods}",
+            ("visibility_periods_used",),
+            lambda t: t["visibility_periods_used"].to_numpy() > cuts.min_visibility_periods,
+        ),
+    ]
+    if cuts.require_starflag_zero:
+        out.append(Cut("STARFLAG == 0", ("starflag",), lambda t: t["starflag"].to_numpy() == 0))
+    out.append(
+        Cut(
+            f"VSCATTER < {cuts.max_vscatter:g} km/s",
+            ("vscatter",),
+            lambda t: t["vscatter"].to_numpy(float) < cuts.max_vscatter,
+        )
+    )
+    out.append(Cut("valid K_corr", ("k_corr",), lambda t: _finite(t, "k_corr")))
+    if cuts.require_bright_or_negative:
+        out.append(Cut("log10(L_K/L_sun) > 0 or parallax < 0", ("parallax", "k_corr"), _bright_or_negative))
+    if extra_required:
+        columns = tuple(extra_required)
+        out.append(Cut(f"{extra_name} ({', '.join(columns)})", columns, lambda t: _finite(t, *columns)))
+    return out
+
+
+def apply_cuts(table: pd.DataFrame, cuts: Sequence[Cut]) -> tuple[np.ndarray, list[CutResult]]:
+    """Apply cuts in order.
+
+    Returns
+    -------
+    keep : ndarray of bool
+        True for the rows that pass every cut that could be applied.
+    report : list of CutResult
+        Per cut, how many stars it removed from those still left, and how many remain.
+    """
+    keep = np.ones(len(table), dtype=bool)
+    report = []
+    for cut in cuts:
+        missing = [c for c in cut.columns if c not in table]
+        if missing:
+            reason = f"column {', '.join(missing)} absent"
+            warnings.warn(f"cut '{cut.name}' skipped: {reason}", stacklevel=2)
+            report.append(CutResult(cut.name, 0, int(keep.sum()), reason))
+            continue
+        with np.errstate(invalid="ignore"):
+            passed = np.asarray(cut.keep(table), dtype=bool)
+        removed = int((keep & ~passed).sum())
+        keep &= passed
+        report.append(CutResult(cut.name, removed, int(keep.sum())))
+    return keep, report
+
+
+def format_report(report: Sequence[CutResult], n_start: int) -> str:
+    """A plain-text table of the cuts: name, removed, remaining."""
+    width = max([len(r.name) for r in report] + [10])
+    lines = [f"{'cut':<{width}}  {'removed':>8}  {'remaining':>9}", f"{'(input)':<{width}}  {'':>8}  {n_start:>9}"]
+    for r in report:
+        note = f"  skipped: {r.skipped}" if r.skipped else ""
+        lines.append(f"{r.name:<{width}}  {r.removed:>8}  {r.remaining:>9}{note}")
+    return "\n".join(lines)
+
+
+def require_nonempty(keep: np.ndarray, report: Sequence[CutResult], source: str) -> None:
+    """Raise :class:`EmptySelectionError` naming the file and listing the cuts if nothing passed."""
+    if not keep.any():
+        raise EmptySelectionError(f"{source}: no star passes the cuts\n{format_report(report, len(keep))}")
