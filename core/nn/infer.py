@@ -139,85 +139,78 @@ def global_offset_passes(
     return torch.cat(means).numpy()
 
 
-def offset_features(model: ZeroPointNet, offset_inputs: np.ndarray | None, device: torch.device) -> np.ndarray:
-    """Design columns of the offset's final linear layer, with dropout off: (N, 1) of ones for the constant
-    model, (N, 17) = (penultimate tanh features, 1) for the multivariate MLP."""
+@torch.no_grad()
+def deterministic_offset(
+    model: ZeroPointNet, offset_inputs: np.ndarray | None, n_stars: int, device: torch.device
+) -> np.ndarray:
+    """Each star's offset (mas) with dropout off; NaN where a multivariate model's inputs are missing."""
     if model.offset_mlp is None:
-        return np.ones((len(offset_inputs) if offset_inputs is not None else 0, 1))
+        return np.full(n_stars, float(model.offset_mas))
+    model.eval()
+    out = np.full(n_stars, np.nan)
+    valid = np.isfinite(offset_inputs).all(axis=1)
+    z = torch.as_tensor(offset_inputs[valid], dtype=torch.float32, device=device)
     mlp = model.offset_mlp
-    with torch.no_grad():
-        z = torch.as_tensor(offset_inputs, dtype=torch.float32, device=device)
-        h = torch.tanh(mlp.dense2(mlp.stem((z - model.offset_input_mean) / model.offset_input_std)))
-    return np.column_stack([h.double().cpu().numpy(), np.ones(len(offset_inputs))])
+    out[valid] = mlp.body(mlp.stem((z - model.offset_input_mean) / model.offset_input_std)).double().cpu().numpy()
+    return out
 
 
 @dataclass
-class OffsetLinearFit:
-    """Weighted least-squares solution of ϖ_G = a·ϖ_NN + Σ_j w_j h_j (+ b), network features frozen.
+class OffsetLevelFit:
+    """Weighted least-squares solution of ϖ_G − Δϖ_i = δ + a·ϖ_NN,i with the network frozen.
 
     Attributes
     ----------
-    coefficients : ndarray
-        (w_1 … w_k [, b]) of the offset's final layer (mas), then a (dimensionless luminosity scale).
-    covariance : ndarray
-        Inverse of the Gauss–Newton Fisher matrix JᵀWJ.
-    mean_features : ndarray
-        Mean offset design row over the fitted stars (to propagate errors to the mean offset).
+    shift : float
+        δ, the change of the offset's level (mas): added to the constant, or to the MLP's final bias.
+    luminosity_scale : float
+        a, the factor by which every L should be multiplied.
+    covariance : ndarray, shape (2, 2)
+        Inverse of the Gauss–Newton Fisher matrix of (δ, a).
     """
 
-    coefficients: np.ndarray
+    shift: float
+    luminosity_scale: float
     covariance: np.ndarray
-    mean_features: np.ndarray
 
     @property
-    def luminosity_scale(self) -> float:
-        return float(self.coefficients[-1])
-
-    @property
-    def mean_offset(self) -> float:
-        """Mean offset over the fitted stars (mas)."""
-        return float(self.mean_features @ self.coefficients[:-1])
-
-    @property
-    def mean_offset_error(self) -> float:
-        """Statistical error of :attr:`mean_offset` (mas), marginalised over every other coefficient."""
-        g = np.append(self.mean_features, 0.0)
-        return float(np.sqrt(g @ self.covariance @ g))
+    def shift_error(self) -> float:
+        """Statistical error of the offset's level (mas), marginalised over the luminosity scale."""
+        return float(np.sqrt(self.covariance[0, 0]))
 
 
-def fit_offset_layer(
-    features: np.ndarray,
+def fit_offset_level(
+    offset: np.ndarray,
     parallax_nn: np.ndarray,
     parallax: np.ndarray,
     parallax_error: np.ndarray,
     parallax_nn_error: np.ndarray,
-) -> OffsetLinearFit:
-    """Maximum-likelihood final offset layer and luminosity scale for fixed network features.
+) -> OffsetLevelFit:
+    """Maximum-likelihood level of the offset and global luminosity scale, everything else frozen.
 
-    With the features frozen, ϖ_pred = a·ϖ_NN,i + f_i·θ is linear in (θ, a), and the Gaussian
-    parallax likelihood with variance σ_ϖ,i² + σ_NN,i² is maximised by weighted least squares.
-    Its covariance, (JᵀWJ)⁻¹, is the statistical error of the fit, including the degeneracy
-    between a global luminosity scale and the zero-point.
+    The offset's level and a global scale of L enter the parallax likelihood linearly
+    (ϖ_pred = a·ϖ_NN + Δϖ + δ), so with variance σ_ϖ² + σ_NN² per star their optimum follows from
+    weighted least squares, and (JᵀWJ)⁻¹ is their statistical covariance, including the degeneracy
+    between the zero-point and the luminosity scale.
 
     Parameters
     ----------
-    features : ndarray, shape (N, k)
-        Offset design columns (see :func:`offset_features`).
+    offset : ndarray
+        The current offset of each star (mas, dropout off).
     parallax_nn, parallax_nn_error : ndarray
         Network parallax (offset excluded) and the error the likelihood assigns to it (mas).
     parallax, parallax_error : ndarray
         Gaia parallax and error (mas).
     """
     ok = (
-        np.isfinite(parallax_nn) & np.isfinite(parallax) & np.isfinite(parallax_error)
-        & np.isfinite(parallax_nn_error) & np.isfinite(features).all(axis=1)
+        np.isfinite(offset) & np.isfinite(parallax_nn) & np.isfinite(parallax) & np.isfinite(parallax_error)
+        & np.isfinite(parallax_nn_error)
     )  # fmt: skip
-    design = np.column_stack([features[ok], parallax_nn[ok]])
+    design = np.column_stack([np.ones(ok.sum()), parallax_nn[ok]])
     weight = 1.0 / (parallax_error[ok] ** 2 + parallax_nn_error[ok] ** 2)
-    fisher = design.T @ (design * weight[:, None])
-    covariance = np.linalg.pinv(fisher)
-    coefficients = covariance @ (design.T @ (weight * parallax[ok]))
-    return OffsetLinearFit(coefficients, covariance, features[ok].mean(axis=0))
+    covariance = np.linalg.inv(design.T @ (design * weight[:, None]))
+    shift, scale = covariance @ (design.T @ (weight * (parallax[ok] - offset[ok])))
+    return OffsetLevelFit(float(shift), float(scale), covariance)
 
 
 def save_model(path: Path, model: ZeroPointNet, metadata: dict) -> None:

@@ -28,10 +28,10 @@ from zpdist.nn import data
 from zpdist.nn.device import default_mc_rows, resolve_device
 from zpdist.nn.infer import (
     MODEL_FILE,
-    fit_offset_layer,
+    deterministic_offset,
+    fit_offset_level,
     global_offset_passes,
     mc_predict,
-    offset_features,
     save_model,
 )
 from zpdist.nn.loss import mean_parallax_nll
@@ -381,33 +381,36 @@ def _offset_summary(
     config: TrainConfig,
     device: torch.device,
 ) -> dict:
-    """Bring the offset layer to the likelihood's optimum and report the global offset with its errors.
+    """Bring the offset's level to the likelihood's optimum and report the global offset with its errors.
 
-    Stochastic gradient steps leave a weakly constrained direction such as a constant zero-point
-    jittering by a few µas from batch to batch. With the network's features frozen, the offset's
-    final linear layer and a global luminosity scale enter the parallax likelihood linearly, so their
-    maximum-likelihood values follow exactly from weighted least squares (:func:`fit_offset_layer`).
-    They are written back into the model; the error of that fit is the statistical error, and the
-    spread over shared-mask Monte-Carlo passes is the model (dropout) error.
+    Stochastic gradient steps leave a weakly constrained direction such as the zero-point jittering
+    by a few µas from batch to batch, and a plateau schedule can freeze it wherever it happens to be.
+    With the network frozen, the offset's level and a global luminosity scale enter the likelihood
+    linearly, so their optimum follows exactly from weighted least squares (:func:`fit_offset_level`,
+    with the loss's own variance σ_ϖ² + e^s). They are written back into the model; the error of that
+    fit is the statistical error, and the spread over shared-mask Monte-Carlo passes of the offset
+    branch is the model (dropout) error.
     """
     model = model.to(device)
     prediction = mc_predict(model, inputs, offsets, config.fit_mc_samples, device, default_mc_rows(device))
+    current_offset = deterministic_offset(model, offsets, len(parallax), device)
     to_parallax = 10.0 ** (-0.2 * k_corr)
-    features = offset_features(model, offsets if offsets is not None else np.zeros((len(inputs), 3)), device)
-    # the training loss's own variance: Gaia's plus the predictive (aleatoric) part, e^s
-    aleatoric_error = np.sqrt(prediction.fakemag_pred_var) * to_parallax
-    fit = fit_offset_layer(features, prediction.fakemag * to_parallax, parallax, parallax_error, aleatoric_error)
-    sgd_offset = float(model.offset_mas) if model.offset_mas is not None else float("nan")
+    sgd_offset = float(np.nanmean(current_offset))
+    fit = fit_offset_level(
+        current_offset,
+        prediction.fakemag * to_parallax,
+        parallax,
+        parallax_error,
+        np.sqrt(prediction.fakemag_pred_var) * to_parallax,
+    )
     with torch.no_grad():
-        theta = torch.as_tensor(fit.coefficients[:-1], dtype=torch.float32, device=device)
         if model.offset_mlp is None:
-            model.offset_mas.fill_(float(theta[0]))
+            model.offset_mas.add_(fit.shift)
         else:
-            model.offset_mlp.out.weight.copy_(theta[:-1].reshape(1, -1))
-            model.offset_mlp.out.bias.fill_(float(theta[-1]))
+            model.offset_mlp.out.bias.add_(fit.shift)
         model.fakemag_scale.mul_(fit.luminosity_scale)
     passes = global_offset_passes(model, offsets, config.offset_mc_passes, device, config.seed)
-    stat, mc = fit.mean_offset_error, float(np.std(passes))
+    stat, mc = fit.shift_error, float(np.std(passes))
     return {
         "offset_uas": 1000.0 * float(np.mean(passes)),
         "offset_uas_err": 1000.0 * float(np.hypot(stat, mc)),
