@@ -1,11 +1,13 @@
 # zpdist: two commands on a fresh machine.
 #   make demo   set up, build the mock Galaxy, train, predict, and print the summary and catalog path
-#   make test   set up, lint, and run the whole test suite
+#   make test   set up (Python venv, Debian chromium), lint, and run the whole test suite
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zpdist-installed
 DEMO_DIR ?= data/demo
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test lint bench clean
 
@@ -19,6 +21,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Debian's Chromium for the real-browser dashboard tests (Playwright drives it; it never downloads a browser)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 demo: setup
 	$(VENV)/bin/zpdist demo --out $(DEMO_DIR)
 
@@ -26,7 +33,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup lint
+test: setup $(CHROMIUM) lint
 	$(VENV)/bin/pytest -q
 
 bench: setup

@@ -64,7 +64,7 @@ def predict_catalog(
     max_rows = default_mc_rows(torch_device)
     prediction = MCPrediction.empty(len(table))
     if model.config.mode == "labels":
-        inputs = data.label_inputs(table, meta["label_columns"])
+        inputs = data.label_inputs(table, data.choose_label_columns(table, meta["label_columns"]))
         step = max(1, 65536 // mc_samples) * 16
         for start in tqdm(range(0, len(table), step), desc="predicting", unit="chunk", disable=not progress):
             rows = np.arange(start, min(start + step, len(table)))

@@ -184,7 +184,7 @@ def test_fakemag_error_formula():
     fakemag = ph.mag_parallax_to_fakemag(mag, parallax)
     sigma = ph.fakemag_error_from_parallax(fakemag, parallax, parallax_error)
     assert_allclose(sigma, np.abs(parallax_error / parallax) * fakemag, rtol=1e-14)
-    assert_allclose(sigma, [10.0, 10.0 ** 2.2 * 0.05, 10.0**1.6 * 0.5], rtol=1e-13)
+    assert_allclose(sigma, [10.0, 10.0**2.2 * 0.05, 10.0**1.6 * 0.5], rtol=1e-13)
     assert_allclose(ph.fakemag_error_from_parallax(200.0, 4.0, 0.2), 10.0, rtol=1e-14)
 
 

@@ -63,22 +63,25 @@ class SpectraWriter:
         self._data.attrs["grid"] = "APOGEE apStar log-lambda grid, chip gaps removed (7514 pixels)"
         self._file.create_dataset("wavelength", data=wavelength_grid())
         self.n_rows = n_rows
-        self._written = 0
+        self._covered = np.zeros(n_rows, dtype=bool)
 
     def write(self, start: int, block: np.ndarray) -> None:
         """Write rows ``start : start + len(block)``."""
         block = np.asarray(block, dtype=np.float32)
         if block.ndim != 2 or block.shape[1] != N_PIXELS:
             raise SpectraError(f"{self.path}: block of shape {block.shape}, expected (n, {N_PIXELS})")
+        if start < 0 or start + len(block) > self.n_rows:
+            raise SpectraError(f"{self.path}: rows {start}-{start + len(block) - 1} outside 0-{self.n_rows - 1}")
         self._data[start : start + len(block)] = block
-        self._written += len(block)
+        self._covered[start : start + len(block)] = True
 
     def close(self) -> None:
         """Finish the file and move it into place; raises if not every row was written."""
         self._file.close()
-        if self._written != self.n_rows:
+        n_written = int(self._covered.sum())
+        if n_written != self.n_rows:
             self._tmp.unlink(missing_ok=True)
-            raise SpectraError(f"{self.path}: wrote {self._written} of {self.n_rows} rows")
+            raise SpectraError(f"{self.path}: wrote {n_written} of {self.n_rows} rows")
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
@@ -114,8 +117,9 @@ class SpectraReader:
         except (OSError, FileNotFoundError) as exc:
             raise SpectraError(f"{self.path}: cannot open spectra file ({exc})") from exc
         if SPECTRA_DATASET not in self._file:
+            found = list(self._file)
             self._file.close()
-            raise SpectraError(f"{self.path}: no dataset {SPECTRA_DATASET!r} (found {list(self._file)})")
+            raise SpectraError(f"{self.path}: no dataset {SPECTRA_DATASET!r} (found {found})")
         self._data = self._file[SPECTRA_DATASET]
         shape = self._data.shape
         if len(shape) != 2 or shape[1] != N_PIXELS:
@@ -136,6 +140,8 @@ class SpectraReader:
         access never turns into one HDF5 call per row.
         """
         rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows[0] < 0 or rows[-1] >= self.n_rows):
+            raise SpectraError(f"{self.path}: row indices must lie in 0-{self.n_rows - 1} (got {rows[0]}-{rows[-1]})")
         out = np.empty((len(rows), N_PIXELS), dtype=np.float32)
         for start in range(0, self.n_rows, batch_rows):
             lo, hi = np.searchsorted(rows, [start, start + batch_rows])

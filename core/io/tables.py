@@ -5,8 +5,9 @@ This is the only place where the surveys' −9999 "missing" marker becomes NaN.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,48 +43,71 @@ def list_columns(path: str | os.PathLike) -> list[str]:
     suffix = _suffix(path)
     if not path.exists():
         raise TableError(f"{path}: no such file")
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
+    if suffix in (".fits", ".fit", ".fits.gz"):
+        with _open_fits_table(path) as hdu:
+            return list(hdu.columns.names)
+    with _reader_errors(path):
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
-    if suffix == ".csv":
+            return list(pq.read_schema(path).names)
         return list(pd.read_csv(path, nrows=0).columns)
-    return _fits_table_hdu(path).columns.names
 
 
-def _fits_table_hdu(path: Path):
+@contextlib.contextmanager
+def _reader_errors(path: Path) -> Iterator[None]:
+    """Turn a Parquet or CSV reader's own exceptions into a :class:`TableError` naming the file."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowException, pd.errors.EmptyDataError, pd.errors.ParserError, OSError, UnicodeDecodeError) as exc:
+        raise TableError(f"{path}: not a readable table ({type(exc).__name__}: {exc})") from exc
+
+
+@contextlib.contextmanager
+def _open_fits_table(path: Path) -> Iterator:
+    """The first table HDU of a FITS file (memory-mapped); the file is closed when the block ends."""
     from astropy.io import fits
 
     try:
         hdul = fits.open(path, memmap=True)
-        for hdu in hdul:
-            if isinstance(hdu, fits.BinTableHDU | fits.TableHDU) and hdu.columns.names:
-                return hdu
     except (OSError, ValueError, TypeError) as exc:
         raise TableError(f"{path}: not a readable FITS file ({exc})") from exc
-    raise TableError(f"{path}: no table HDU found in the FITS file")
+    try:
+        try:
+            table_hdu = next(
+                (h for h in hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU) and h.columns.names), None
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            raise TableError(f"{path}: not a readable FITS file ({exc})") from exc
+        if table_hdu is None:
+            raise TableError(f"{path}: no table HDU found in the FITS file")
+        yield table_hdu
+    finally:
+        hdul.close()
 
 
 def _read_raw(path: Path, columns: list[str]) -> pd.DataFrame:
     suffix = _suffix(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path, columns=columns)
-    if suffix == ".csv":
-        return pd.read_csv(path, usecols=columns)
-    hdu = _fits_table_hdu(path)
+    if suffix in (".parquet", ".pq", ".csv"):
+        with _reader_errors(path):
+            return pd.read_parquet(path, columns=columns) if suffix != ".csv" else pd.read_csv(path, usecols=columns)
     data = {}
-    try:
-        for name in columns:
-            values = np.asarray(hdu.data[name])
-            if values.ndim != 1:
-                raise TableError(f"{path}: column {name!r} is not one value per row (shape {values.shape})")
-            if values.dtype.kind in "SU":
-                values = np.char.strip(values.astype(str))
-            data[name] = values.astype(values.dtype.newbyteorder("="))
-    except (OSError, ValueError, TypeError) as exc:
-        if isinstance(exc, TableError):
+    with _open_fits_table(path) as hdu:
+        try:
+            for name in columns:
+                values = np.asarray(hdu.data[name])
+                if values.ndim != 1:
+                    raise TableError(f"{path}: column {name!r} is not one value per row (shape {values.shape})")
+                if values.dtype.kind in "SU":
+                    values = np.char.strip(values.astype(str))
+                # astype copies out of the memory map, which closes with the file
+                data[name] = values.astype(values.dtype.newbyteorder("="))
+        except TableError:
             raise
-        raise TableError(f"{path}: cannot read column data ({exc}); is the file truncated?") from exc
+        except (OSError, ValueError, TypeError) as exc:
+            raise TableError(f"{path}: cannot read column data ({exc}); is the file truncated?") from exc
     return pd.DataFrame(data)
 
 

@@ -191,7 +191,7 @@ def _observe(rng: np.random.Generator, config: MockConfig, truth: pd.DataFrame) 
     }
     for name, values in gaia.items():
         values = np.asarray(values)
-        obs[name] = np.where(no_gaia, MISSING_VALUE if values.dtype.kind == "i" else np.nan, values)
+        obs[name] = np.where(no_gaia, int(MISSING_VALUE) if values.dtype.kind == "i" else np.nan, values)
     obs["offset_mas"] = offset
     return obs
 

@@ -24,13 +24,14 @@ from zpdist.io.spectra import N_PIXELS
 LINE_LIST_SEED = 20190222
 BAD_PIXEL_FRACTION = 0.005
 
-# species: (number of lines, log10 τ0 range, χ range, γ range, width range in pixels)
+# species (molecular bands suffixed "_band", so the CO molecule and cobalt stay apart):
+# (number of lines, log10 τ0 range, χ range, γ range, width range in pixels)
 _SPECIES: dict[str, tuple[int, tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float]]] = {
     "FE": (380, (-1.5, 0.4), (1.0, 4.0), (-0.05, 0.15), (1.0, 2.0)),
     "FEII": (30, (-1.2, 0.0), (-1.0, 0.5), (-0.40, -0.25), (1.0, 2.0)),
-    "CN": (240, (-1.4, 0.2), (4.0, 8.0), (-0.35, -0.10), (0.9, 1.3)),
-    "CO": (120, (-1.2, 0.4), (3.0, 6.0), (-0.30, -0.10), (0.9, 1.3)),
-    "OH": (120, (-1.4, 0.2), (5.0, 8.0), (-0.30, -0.10), (0.9, 1.3)),
+    "CN_band": (240, (-1.4, 0.2), (4.0, 8.0), (-0.35, -0.10), (0.9, 1.3)),
+    "CO_band": (120, (-1.2, 0.4), (3.0, 6.0), (-0.30, -0.10), (0.9, 1.3)),
+    "OH_band": (120, (-1.4, 0.2), (5.0, 8.0), (-0.30, -0.10), (0.9, 1.3)),
     "H": (8, (-0.5, 0.0), (-7.0, -5.0), (0.20, 0.40), (12.0, 20.0)),
 }
 _ATOMIC_LINES = {"C": 8, "NA": 4, "MG": 30, "AL": 8, "SI": 30, "S": 8, "K": 4, "CA": 15,
@@ -54,11 +55,11 @@ class SpectrumModel:
             weights = np.zeros(n_feat)
             if species in ("FE", "FEII"):
                 weights[FEATURES.index("fe_h")] = 1.0
-            elif species == "CN":
+            elif species == "CN_band":
                 weights[FEATURES.index("c_h")] = weights[FEATURES.index("n_h")] = 0.6
-            elif species == "CO":
+            elif species == "CO_band":
                 weights[FEATURES.index("c_h")] = 1.0
-            elif species == "OH":
+            elif species == "OH_band":
                 weights[FEATURES.index("o_h")] = 1.0
             elif species != "H":
                 weights[FEATURES.index(f"{species.lower()}_h")] = 1.0

@@ -269,14 +269,15 @@ def train(
     checkpoint_path = out_dir / CHECKPOINT_FILE
     if resume and checkpoint_path.exists():
         saved = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        if json.loads(saved["config_json"]) | {"epochs": config.epochs} != config.to_dict() | {"epochs": config.epochs}:
+        current = json.loads(json.dumps(config.to_dict()))  # tuples as lists, as in the saved JSON
+        if json.loads(saved["config_json"]) | {"epochs": config.epochs} != current | {"epochs": config.epochs}:
             raise ValueError(f"{checkpoint_path}: was written with a different configuration; cannot resume")
         model.load_state_dict(saved["model"])
         optimiser.load_state_dict(saved["optimiser"])
         scheduler.load_state_dict(saved["scheduler"])
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
-        state = {k: saved[k] for k in state}
+        state = {k: saved[k] for k in state if k != "history"}
         state["history"] = json.loads(saved["history_json"])
         log(f"resuming from epoch {state['epoch']} of {checkpoint_path}")
     write_text_atomic(out_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
@@ -307,7 +308,7 @@ def train(
         val_loss = _epoch_loss(model, val_arrays, config.l2, 4096)
         scheduler.step(val_loss)
         seconds = time.perf_counter() - epoch_start
-        offset_now = float(model.offset_mas) * 1000 if model.offset_mas is not None else float("nan")
+        offset_now = float(model.offset_mas.detach()) * 1000 if model.offset_mas is not None else float("nan")
         record = {
             "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
             "lr": optimiser.param_groups[0]["lr"], "seconds": seconds, "offset_uas": offset_now,

@@ -1,0 +1,129 @@
+"""A small mock -> train -> predict run: the loss falls, the offset moves to the truth, the catalog is right."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from zpdist.galactocentric import radec_distance_to_galactocentric
+from zpdist.io.catalog import read_catalog
+from zpdist.nn.train import TrainConfig, train
+from zpdist.pipeline import predict_catalog
+
+QUIET = {"progress": False, "log": lambda message: None}
+
+
+@pytest.fixture(scope="module")
+def labels_run(small_mock, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("labels-run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # 656 stars pass the cuts: batches of 16 give the few hundred Adam steps the offset needs to converge
+        config = TrainConfig(mode="labels", epochs=25, batch_size=16, device="cpu")
+        summary = train(small_mock.allstar, run_dir, config, **QUIET)
+    return run_dir, summary
+
+
+def test_labels_training_loss_falls_and_offset_moves_to_truth(labels_run):
+    _, summary = labels_run
+    history = summary["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.5
+    assert min(h["val_loss"] for h in history) < history[0]["val_loss"] - 0.5
+    # injected −52.3 µas, network starts at 0: the fit must land well past halfway, and be a finite measurement
+    assert summary["offset_uas"] < -30.0
+    assert abs(summary["offset_uas"] + 52.3) < 4 * summary["offset_uas_err"] + 10.0
+    assert 0 < summary["offset_uas_err"] < 15.0
+    assert summary["n_train"] + summary["n_val"] == summary["cuts"][-1]["remaining"]
+    for key in ("offset_uas", "offset_uas_err", "n_train", "n_val", "mode", "offset_model", "epochs_run", "device"):
+        assert key in summary
+
+
+def test_run_folder_files_and_safe_loading(labels_run):
+    run_dir, summary = labels_run
+    payload = torch.load(run_dir / "model.pt", weights_only=True)
+    assert payload["model_config"]["mode"] == "labels"
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert on_disk["offset_uas"] == pytest.approx(summary["offset_uas"])
+    config = json.loads((run_dir / "train_config.json").read_text())
+    assert config["batch_size"] == 16 and config["learning_rate"] == 1e-3 and config["cuts"]["min_snr"] == 200
+
+
+def test_cut_counts_are_reported_in_order(labels_run, small_mock):
+    _, summary = labels_run
+    names = [c["name"] for c in summary["cuts"]]
+    assert names[0] == "Gaia parallax present" and "SNR > 200" in names and "STARFLAG == 0" in names
+    remaining = [c["remaining"] for c in summary["cuts"]]
+    assert remaining == sorted(remaining, reverse=True)
+    assert all(c["removed"] >= 0 for c in summary["cuts"])
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".fits"])
+def test_catalog_matches_truth(labels_run, small_mock, tmp_path, suffix):
+    run_dir, summary = labels_run
+    path = predict_catalog(run_dir, small_mock.allstar, tmp_path / f"catalog{suffix}", mc_samples=10, **QUIET)
+    catalog, metadata = read_catalog(path)
+    truth = pd.read_parquet(small_mock.truth)
+    assert len(catalog) == len(truth)
+    assert (catalog["apogee_id"].astype(str).to_numpy() == truth["apogee_id"].to_numpy()).all()
+    assert metadata["model"]["offset_uas"] == pytest.approx(summary["offset_uas"])
+    assert metadata["frame"]["r0_kpc"] == 8.125 and metadata["mc_samples"] == 10
+    # distances of giants (the training population) within ~15 % of the truth in the median
+    giants = (truth["state"] != "dwarf").to_numpy()
+    ratio = catalog["dist"].to_numpy()[giants] / truth["distance_pc"].to_numpy()[giants]
+    assert abs(np.nanmedian(ratio) - 1) < 0.05
+    assert np.nanmedian(np.abs(ratio - 1)) < 0.15
+    # errors: total ≥ model part, and offset-corrected parallax = raw − offset
+    ok = np.isfinite(catalog["dist_error"])
+    assert (catalog["dist_error"][ok] >= catalog["dist_model_error"][ok] - 1e-9).all()
+    np.testing.assert_allclose(
+        catalog["parallax_corrected"], catalog["parallax"] - catalog["zp_offset"], equal_nan=True
+    )
+    for column in ("weighted_dist", "weighted_dist_error", "nn_parallax", "x_gc", "r_gc", "phi_gc", "mg_fe", "ni_fe"):
+        assert column in catalog
+
+
+def test_galactocentric_position_of_true_distance_is_the_mock_position(small_mock):
+    truth = pd.read_parquet(small_mock.truth)
+    galcen = radec_distance_to_galactocentric(truth["ra"], truth["dec"], truth["distance_pc"])
+    for axis in ("x_gc", "y_gc", "z_gc"):
+        np.testing.assert_allclose(galcen[axis], truth[axis], atol=1e-6)
+
+
+def test_spectra_mode_trains_and_predicts(small_mock, tmp_path):
+    config = TrainConfig(mode="spectra", epochs=2, device="cpu", fit_mc_samples=5, offset_mc_passes=20)
+    summary = train(small_mock.allstar, tmp_path / "run", config, spectra_path=small_mock.spectra, **QUIET)
+    assert summary["mode"] == "spectra" and summary["epochs_run"] == 2
+    assert summary["history"][1]["train_loss"] < summary["history"][0]["train_loss"]
+    assert np.isfinite(summary["offset_uas"]) and summary["offset_uas_err"] > 0
+    path = predict_catalog(
+        tmp_path / "run", small_mock.allstar, tmp_path / "c.parquet", small_mock.spectra, mc_samples=3, **QUIET
+    )
+    catalog, _ = read_catalog(path)
+    assert len(catalog) == 3000 and np.isfinite(catalog["dist"]).all()
+
+
+def test_multivariate_offset_is_a_function_of_colour_magnitude_teff(small_mock, tmp_path):
+    config = TrainConfig(mode="labels", offset_model="multivariate", epochs=3, device="cpu", offset_mc_passes=50)
+    summary = train(small_mock.allstar, tmp_path / "run", config, **QUIET)
+    assert summary["offset_model"] == "multivariate" and summary["offset_uas_err_mc"] > 0
+    catalog, _ = read_catalog(predict_catalog(tmp_path / "run", small_mock.allstar, tmp_path / "c.parquet",
+                                              mc_samples=5, **QUIET))  # fmt: skip
+    has_inputs = catalog[["phot_g_mean_mag", "bp_rp", "teff"]].notna().all(axis=1)
+    assert catalog.loc[has_inputs, "zp_offset"].std() > 0
+    assert catalog.loc[~has_inputs, "zp_offset"].isna().all()
+
+
+def test_resume_continues_the_same_run(small_mock, tmp_path):
+    first = train(small_mock.allstar, tmp_path, TrainConfig(mode="labels", epochs=2, device="cpu"), **QUIET)
+    resumed = train(
+        small_mock.allstar, tmp_path, TrainConfig(mode="labels", epochs=3, device="cpu"), resume=True, **QUIET
+    )
+    assert resumed["epochs_run"] == 3 and len(resumed["history"]) == 3
+    assert resumed["history"][:2] == first["history"]
+    fresh = train(small_mock.allstar, tmp_path / "fresh", TrainConfig(mode="labels", epochs=3, device="cpu"), **QUIET)
+    assert resumed["history"][2]["train_loss"] == pytest.approx(fresh["history"][2]["train_loss"], rel=1e-4)

@@ -1,0 +1,326 @@
+"""ZeroPointNet (METHOD §3) and Monte-Carlo-dropout inference / offset fitting (METHOD §6), on CPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from zpdist.nn.infer import (
+    MODEL_FILE,
+    deterministic_offset,
+    fit_offset_level,
+    global_offset_passes,
+    load_model,
+    mc_predict,
+    save_model,
+)
+from zpdist.nn.model import ModelConfig, ZeroPointNet, enable_mc_dropout
+
+CPU = torch.device("cpu")
+N_PIXELS = 7514
+
+
+def spectra_batch(n: int = 4, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return 1.0 - 0.2 * torch.rand(n, N_PIXELS, generator=generator)
+
+
+def offset_batch(n: int = 4, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    g = 11.0 + 5.0 * torch.rand(n, generator=generator)
+    bp_rp = 1.0 + torch.rand(n, generator=generator)
+    teff = 4200.0 + 1000.0 * torch.rand(n, generator=generator)
+    return torch.stack([g, bp_rp, teff], dim=1)
+
+
+def standardise_offset_inputs(model: ZeroPointNet) -> None:
+    """Offset-input statistics of the kind training stores (G, BP−RP, Teff)."""
+    n = model.config.n_inputs
+    model.set_statistics(torch.zeros(n), torch.ones(n), 1.0, torch.tensor([13.5, 1.5, 4700.0]),
+                         torch.tensor([1.5, 0.3, 300.0]))  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(1234)
+
+
+@pytest.fixture(scope="module")
+def spectra_model():
+    torch.manual_seed(0)
+    model = ZeroPointNet(ModelConfig(mode="spectra", offset_model="constant"))
+    # standardisation of the kind training stores, so that different spectra give clearly different outputs
+    model.set_statistics(torch.full((N_PIXELS,), 0.9), torch.full((N_PIXELS,), 0.06), fakemag_scale=1.0)
+    return model
+
+
+# --- forward shapes -------------------------------------------------------------------------------------
+
+
+def test_spectra_forward_shapes_and_positive_fakemag(spectra_model):
+    spectra_model.eval()
+    out = spectra_model(spectra_batch())
+    assert set(out) == {"fakemag", "log_var", "offset"}
+    for value in out.values():
+        assert value.shape == (4,)
+        assert torch.isfinite(value).all()
+    assert (out["fakemag"] > 0).all()
+    # the constant offset starts at 0 and is shared by every star
+    assert torch.equal(out["offset"], torch.zeros(4))
+
+
+def test_spectra_forward_with_samples(spectra_model):
+    spectra_model.train()
+    out = spectra_model(spectra_batch(), n_samples=5)
+    for value in out.values():
+        assert value.shape == (4, 5)
+    assert (out["fakemag"] > 0).all()
+    spectra_model.eval()
+
+
+def test_samples_axis_belongs_to_the_right_star(spectra_model):
+    # without dropout every sample of a star equals the single-pass prediction for that star
+    spectra_model.eval()
+    x = spectra_batch(seed=3)
+    single = spectra_model(x)
+    many = spectra_model(x, n_samples=5)
+    for key in ("fakemag", "log_var", "offset"):
+        torch.testing.assert_close(many[key], single[key][:, None].expand(4, 5), rtol=1e-5, atol=1e-6)
+    # different stars differ by far more than the tolerance, so a mix-up of the sample axis would be caught
+    assert (single["fakemag"].max() - single["fakemag"].min()) > 1e-3
+
+
+def test_fakemag_scale_sets_units(spectra_model):
+    model = ZeroPointNet(ModelConfig())
+    model.load_state_dict(spectra_model.state_dict())
+    model.eval()
+    x = spectra_batch()
+    base = model(x)
+    model.set_statistics(model.input_mean.clone(), model.input_std.clone(), fakemag_scale=200.0)
+    scaled = model(x)
+    torch.testing.assert_close(scaled["fakemag"], 200.0 * base["fakemag"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scaled["log_var"], base["log_var"] + 2.0 * np.log(200.0), rtol=1e-5, atol=1e-5)
+
+
+def test_labels_mode():
+    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4))
+    model.eval()
+    labels = torch.tensor(
+        [[4800.0, 2.5, 0.0, 0.05], [4500.0, 2.0, -0.3, 0.2], [5000, 3.0, 0.2, 0.0], [4300, 1.5, 0, 0]]
+    )
+    out = model(labels)
+    for value in out.values():
+        assert value.shape == (4,)
+        assert torch.isfinite(value).all()
+    assert (out["fakemag"] > 0).all()
+    out = model(labels, n_samples=3)
+    assert out["fakemag"].shape == (4, 3)
+
+
+def test_multivariate_offset_needs_offset_inputs():
+    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, offset_model="multivariate"))
+    standardise_offset_inputs(model)
+    model.eval()
+    labels = torch.randn(4, 4)
+    with pytest.raises(ValueError, match="offset_inputs"):
+        model(labels)
+    out = model(labels, offset_batch())
+    assert out["offset"].shape == (4,)
+    assert torch.isfinite(out["offset"]).all()
+    assert out["offset"].std() > 0  # depends on the star
+    out = model(labels, offset_batch(), n_samples=5)
+    assert out["offset"].shape == (4, 5)
+
+
+def test_unknown_offset_model():
+    with pytest.raises(ValueError, match="offset model"):
+        ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, offset_model="quadratic"))
+
+
+# --- dropout ----------------------------------------------------------------------------------------------
+
+
+def test_eval_is_deterministic_and_mc_dropout_is_not(spectra_model):
+    x = spectra_batch()
+    spectra_model.eval()
+    a, b = spectra_model(x), spectra_model(x)
+    torch.testing.assert_close(a["fakemag"], b["fakemag"], rtol=0, atol=0)
+    torch.testing.assert_close(a["log_var"], b["log_var"], rtol=0, atol=0)
+    enable_mc_dropout(spectra_model)
+    assert not spectra_model.training  # only the dropout layers are in training mode
+    assert all(m.training for m in spectra_model.modules() if isinstance(m, torch.nn.Dropout))
+    c, d = spectra_model(x), spectra_model(x)
+    assert not torch.equal(c["fakemag"], d["fakemag"])
+    assert not torch.equal(c["fakemag"], a["fakemag"])
+    many = spectra_model(x, n_samples=8)
+    assert (many["fakemag"].std(dim=1) > 0).all()
+    spectra_model.eval()
+
+
+# --- Monte-Carlo prediction --------------------------------------------------------------------------------
+
+
+def test_mc_predict_nan_rows_and_variances(spectra_model):
+    inputs = spectra_batch(6).numpy()
+    inputs[1, 100] = np.nan
+    inputs[4, :] = np.nan
+    spectra_model.eval()
+    single = mc_predict(spectra_model, inputs, None, n_samples=1, device=CPU)
+    bad = np.array([False, True, False, False, True, False])
+    for name in ("fakemag", "fakemag_model_var", "fakemag_pred_var", "offset", "offset_std", "fakemag_error"):
+        values = getattr(single, name)
+        assert values.shape == (6,)
+        assert np.isnan(values[bad]).all(), name
+        assert np.isfinite(values[~bad]).all(), name
+    assert np.all(single.fakemag_model_var[~bad] == 0.0)
+    assert np.all(single.offset_std[~bad] == 0.0)
+    # with one pass it is the deterministic forward pass; total error is the predictive one
+    with torch.no_grad():
+        direct = spectra_model(torch.as_tensor(inputs[~bad]))
+    np.testing.assert_allclose(single.fakemag[~bad], direct["fakemag"].double().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(single.fakemag_pred_var[~bad], np.exp(direct["log_var"].double().numpy()), rtol=1e-5)
+    np.testing.assert_allclose(single.fakemag_error[~bad], np.sqrt(single.fakemag_pred_var[~bad]), rtol=1e-12)
+
+    many = mc_predict(spectra_model, inputs, None, n_samples=10, device=CPU, max_rows=16)
+    assert np.isnan(many.fakemag[bad]).all()
+    assert np.all(many.fakemag_model_var[~bad] > 0)
+    np.testing.assert_allclose(
+        many.fakemag_error[~bad] ** 2, many.fakemag_model_var[~bad] + many.fakemag_pred_var[~bad], rtol=1e-12
+    )
+    assert not spectra_model.training  # inference leaves the model in evaluation mode
+
+
+def test_mc_predict_multivariate_needs_finite_offset_inputs():
+    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, offset_model="multivariate"))
+    standardise_offset_inputs(model)
+    inputs = np.random.default_rng(0).normal(size=(5, 4))
+    offset_inputs = offset_batch(5).numpy()
+    offset_inputs[2, 0] = np.nan
+    result = mc_predict(model, inputs, offset_inputs, n_samples=4, device=CPU)
+    assert np.isnan(result.fakemag[2]) and np.isnan(result.offset[2])
+    keep = np.array([0, 1, 3, 4])
+    assert np.isfinite(result.fakemag[keep]).all() and np.isfinite(result.offset[keep]).all()
+    assert np.all(result.offset_std[keep] > 0)
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------
+
+
+def test_save_load_round_trip(tmp_path):
+    config = ModelConfig(mode="spectra", offset_model="constant", dropout=0.2)
+    model = ZeroPointNet(config)
+    model.set_statistics(0.9 * torch.ones(N_PIXELS), 0.05 * torch.ones(N_PIXELS), fakemag_scale=150.0)
+    with torch.no_grad():
+        model.offset_mas.fill_(-0.0523)
+    model.eval()
+    metadata = {"labels": ["teff", "logg"], "offset_mas": -0.0523}
+    path = tmp_path / MODEL_FILE
+    save_model(path, model, metadata)
+    payload = torch.load(path, weights_only=True)
+    assert payload["model_config"] == config.to_dict()
+
+    loaded, loaded_meta = load_model(tmp_path, CPU)
+    assert loaded_meta == metadata
+    assert loaded.config == config
+    assert not loaded.training
+    x = spectra_batch()
+    expected, got = model(x), loaded(x)
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
+    assert float(loaded.fakemag_scale) == 150.0
+    assert loaded.offset_mas.item() == pytest.approx(-0.0523)
+
+
+def test_load_model_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path, CPU)
+
+
+# --- offset fitting ------------------------------------------------------------------------------------------
+
+
+def test_fit_offset_level_recovers_offset_and_scale():
+    rng = np.random.default_rng(7)
+    n = 4000
+    parallax_nn = rng.uniform(0.1, 2.0, n)
+    parallax_error = np.full(n, 0.05)
+    parallax = 1.02 * parallax_nn - 0.05 + rng.normal(0.0, parallax_error)
+    parallax[:5] = np.nan  # ignored
+    # the network's current offset is 0 everywhere: the fitted level is the whole offset
+    fit = fit_offset_level(np.zeros(n), parallax_nn, parallax, parallax_error, np.zeros(n))
+    scale_error = float(np.sqrt(fit.covariance[1, 1]))
+    assert abs(fit.shift - (-0.05)) < 3.0 * fit.shift_error
+    assert abs(fit.luminosity_scale - 1.02) < 3.0 * scale_error
+    # the quoted errors are the least-squares ones: σ² (XᵀX)⁻¹ with X = (1, ϖ_NN) over the finite rows
+    design = np.column_stack([np.ones(n - 5), parallax_nn[5:]])
+    expected_cov = 0.05**2 * np.linalg.inv(design.T @ design)
+    np.testing.assert_allclose(fit.covariance, expected_cov, rtol=1e-8)
+    assert fit.shift_error == pytest.approx(np.sqrt(expected_cov[0, 0]), rel=1e-8)
+    coef = np.linalg.lstsq(design, parallax[5:], rcond=None)[0]
+    np.testing.assert_allclose([fit.shift, fit.luminosity_scale], coef, rtol=1e-8)
+    # errors small enough that the test has teeth
+    assert fit.shift_error < 0.005 and scale_error < 0.005
+
+
+def test_fit_offset_level_is_relative_to_current_offset_and_weights_both_errors():
+    rng = np.random.default_rng(8)
+    n = 3000
+    parallax_nn = rng.uniform(0.1, 2.0, n)
+    parallax_error = rng.uniform(0.02, 0.1, n)
+    nn_error = 0.03 * parallax_nn
+    total = np.sqrt(parallax_error**2 + nn_error**2)
+    current = rng.uniform(-0.06, -0.02, n)  # a star-dependent offset the network already predicts
+    parallax = 0.98 * parallax_nn + current + 0.03 + rng.normal(0.0, total)
+    fit = fit_offset_level(current, parallax_nn, parallax, parallax_error, nn_error)
+    design = np.column_stack([np.ones(n), parallax_nn]) / total[:, None]
+    coef = np.linalg.lstsq(design, (parallax - current) / total, rcond=None)[0]
+    np.testing.assert_allclose([fit.shift, fit.luminosity_scale], coef, rtol=1e-8)
+    assert abs(fit.shift - 0.03) < 3.0 * fit.shift_error
+    assert abs(fit.luminosity_scale - 0.98) < 3.0 * np.sqrt(fit.covariance[1, 1])
+    # a star whose current offset is NaN is left out
+    current_nan = current.copy()
+    current_nan[0] = np.nan
+    fit_nan = fit_offset_level(current_nan, parallax_nn, parallax, parallax_error, nn_error)
+    fit_drop = fit_offset_level(current[1:], parallax_nn[1:], parallax[1:], parallax_error[1:], nn_error[1:])
+    assert fit_nan.shift == pytest.approx(fit_drop.shift, abs=1e-12)
+
+
+def test_deterministic_offset(spectra_model):
+    np.testing.assert_array_equal(deterministic_offset(spectra_model, None, 7, CPU), np.zeros(7))
+    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, offset_model="multivariate"))
+    standardise_offset_inputs(model)
+    z = offset_batch(5).numpy()
+    z[3, 2] = np.nan
+    values = deterministic_offset(model, z, 5, CPU)
+    assert np.isnan(values[3]) and np.isfinite(np.delete(values, 3)).all()
+    assert np.std(np.delete(values, 3)) > 0
+    model.eval()
+    with torch.no_grad():
+        direct = model(torch.zeros(5, 4), torch.as_tensor(z))["offset"].double().numpy()
+    np.testing.assert_allclose(np.delete(values, 3), np.delete(direct, 3), rtol=1e-6)
+
+
+def test_global_offset_passes_constant_returns_constant():
+    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4))
+    with torch.no_grad():
+        model.offset_mas.fill_(-0.0523)
+    passes = global_offset_passes(model, offset_batch(10).numpy(), n_passes=120, device=CPU)
+    assert passes.shape == (120,)
+    np.testing.assert_allclose(passes, -0.0523, rtol=1e-6)
+
+
+def test_global_offset_passes_multivariate_spread_and_seed():
+    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, offset_model="multivariate", init_std=0.3))
+    z = offset_batch(50).numpy()
+    standardise_offset_inputs(model)
+    a = global_offset_passes(model, z, n_passes=120, device=CPU, seed=3)
+    b = global_offset_passes(model, z, n_passes=120, device=CPU, seed=3)
+    assert a.shape == (120,)
+    np.testing.assert_array_equal(a, b)
+    assert a.std() > 0
+    # the passes scatter about the dropout-free mean offset
+    model.eval()
+    with torch.no_grad():
+        mean = model(torch.zeros(50, 4), torch.as_tensor(z))["offset"].double().mean().item()
+    assert abs(a.mean() - mean) < 5.0 * a.std() / np.sqrt(len(a)) + 1e-6
