@@ -1,5 +1,5 @@
 # zpdist: two commands on a fresh machine.
-#   make demo   set up, build the mock Galaxy, train, predict, and print the summary and catalog path
+#   make demo   set up, build the mock Galaxy, train, predict, print the summary, and serve the dashboard
 #   make test   set up (Python venv, Debian chromium), lint, and run the whole test suite
 SHELL := /bin/bash
 VENV ?= .venv
@@ -28,6 +28,7 @@ $(CHROMIUM):
 
 demo: setup
 	$(VENV)/bin/zpdist demo --out $(DEMO_DIR)
+	$(VENV)/bin/zpdist serve --catalog $(DEMO_DIR)/catalog.parquet
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from zpdist.galactocentric import GalactocentricFrameConfig, radec_distance_to_galactocentric
 from zpdist.io.columns import XFE_COLUMNS
-from zpdist.nn.infer import MCPrediction
 from zpdist.photometry import (
     fakemag_to_distance,
     fakemag_to_distance_error,
@@ -15,6 +16,9 @@ from zpdist.photometry import (
     inverse_variance_mean,
     parallax_to_distance,
 )
+
+if TYPE_CHECKING:  # the catalog's columns and units are importable without torch
+    from zpdist.nn.infer import MCPrediction
 
 #: Input columns copied into the catalog when present (labels, photometry, their errors).
 PASSTHROUGH_COLUMNS: tuple[str, ...] = (

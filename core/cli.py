@@ -1,4 +1,4 @@
-"""The ``zpdist`` command: mock / train / predict / demo.
+"""The ``zpdist`` command: mock / train / predict / demo / serve.
 
 Run ``zpdist COMMAND --help`` for each command's options.
 """
@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_mock, _add_train, _add_predict, _add_demo):
         add(sub)
+    from zpdist.dashboard.serve import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -171,6 +174,12 @@ def _run_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, args.n_stars, args.mode, args.epochs, args.device, args.seed)
 
 
+def _run_serve(args: argparse.Namespace) -> None:
+    from zpdist.dashboard.serve import run_serve
+
+    run_serve(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 with a one-line message on bad input)."""
     from zpdist.io.spectra import SpectraError
@@ -179,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("default", category=UserWarning)
-    runners = {"mock": _run_mock, "train": _run_train, "predict": _run_predict, "demo": _run_demo}
+    runners = {"mock": _run_mock, "train": _run_train, "predict": _run_predict, "demo": _run_demo, "serve": _run_serve}
     try:
         runners[args.command](args)
     except (TableError, SpectraError, EmptySelectionError, FileNotFoundError, ValueError) as exc:

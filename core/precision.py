@@ -11,6 +11,19 @@ import pandas as pd
 DISTANCE_BINS_PC = np.array([0, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000], dtype=float)
 
 
+def gaia_fractional_error(catalog: pd.DataFrame) -> np.ndarray:
+    """Gaia's fractional distance error σ_ϖ/ϖ of the offset-corrected parallax; ∞ for ϖ ≤ 0 (counts as worse).
+
+    Parameters
+    ----------
+    catalog : pandas.DataFrame
+        With ``parallax_corrected`` and ``parallax_corrected_error`` (mas).
+    """
+    parallax = catalog["parallax_corrected"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(parallax > 0, catalog["parallax_corrected_error"].to_numpy(float) / parallax, np.inf)
+
+
 def fractional_error_profile(catalog: pd.DataFrame, bins_pc: np.ndarray = DISTANCE_BINS_PC) -> pd.DataFrame:
     """Median fractional distance errors of the network and of Gaia (offset-corrected 1/ϖ) in NN-distance bins.
 
@@ -25,13 +38,11 @@ def fractional_error_profile(catalog: pd.DataFrame, bins_pc: np.ndarray = DISTAN
     -------
     pandas.DataFrame
         One row per bin: ``d_lo``, ``d_hi`` (pc), ``n``, ``nn_frac_error`` and ``gaia_frac_error`` (medians).
-        Gaia's fractional error is σ_ϖ/ϖ for the corrected parallax (∞ for ϖ ≤ 0, which counts as worse).
+        Gaia's fractional error is :func:`gaia_fractional_error`.
     """
     dist = catalog["dist"].to_numpy(float)
     nn = catalog["dist_error"].to_numpy(float) / dist
-    parallax = catalog["parallax_corrected"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gaia = np.where(parallax > 0, catalog["parallax_corrected_error"].to_numpy(float) / parallax, np.inf)
+    gaia = gaia_fractional_error(catalog)
     ok = np.isfinite(dist) & np.isfinite(nn) & np.isfinite(catalog["parallax_corrected_error"].to_numpy(float))
     rows = []
     for lo, hi in itertools.pairwise(bins_pc):

@@ -1,0 +1,26 @@
+"""The download route: tornado serving the folder of prepared downloads under ``/zpdist-downloads/``.
+
+``zpdist serve`` adds :data:`ROUTES` to its server; with Panel's own command, load this module as a
+plugin: ``panel serve dashboard/app.py --plugins zpdist.dashboard.routes``. The dashboard offers
+downloads only in a process where this module was loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tornado.web import StaticFileHandler
+
+from zpdist.dashboard.export import DOWNLOAD_ROUTE, download_dir
+
+
+class DownloadHandler(StaticFileHandler):
+    """Serves prepared downloads as attachments, never cached (each file name is used once)."""
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Content-Disposition", f'attachment; filename="{Path(path).name}"')
+        self.set_header("Cache-Control", "no-store")
+
+
+#: Tornado routes to add to the server.
+ROUTES = [(rf"/{DOWNLOAD_ROUTE}/(.*)", DownloadHandler, {"path": str(download_dir())})]

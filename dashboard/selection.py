@@ -1,0 +1,118 @@
+"""The selection controls: how many stars are selected, a preview of them, and a link to download them."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from zpdist.dashboard.export import DOWNLOAD_ROUTE, FORMATS, export_metadata, prepare_download
+from zpdist.dashboard.state import DashboardState
+
+#: Rows and columns of the preview table.
+PREVIEW_ROWS = 100
+PREVIEW_COLUMNS = ("apogee_id", "ra", "dec", "dist", "dist_error", "parallax", "nn_parallax", "zp_offset",
+                   "teff", "logg", "fe_h")  # fmt: skip
+#: The module whose import registers the download route (``zpdist serve``, or ``panel serve --plugins``).
+ROUTE_MODULE = "zpdist.dashboard.routes"
+
+
+def download_route_registered() -> bool:
+    """Whether this server process exposes the download folder (the route module was loaded by the server)."""
+    return ROUTE_MODULE in sys.modules
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e5 else f"{n_bytes / 1e3:.1f} kB"
+
+
+class SelectionControls(pn.viewable.Viewer):
+    """Count, clear button, format chooser and download link (sidebar), and the preview table (main area).
+
+    A download is written server-side into the download folder and offered as a link to the route
+    that serves it; an empty selection disables the button and says why.
+    """
+
+    state = param.ClassSelector(class_=DashboardState)
+    fmt = param.Selector(default="CSV", objects=list(FORMATS), doc="Download format.")
+    link = param.String(default="", doc="HTML link to the last prepared download.")
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._prepare = pn.widgets.Button(name="Prepare download", button_type="primary", disabled=True)
+        self._prepare.on_click(self._write)
+        self._clear = pn.widgets.Button(name="Clear selection", disabled=True)
+        self._clear.on_click(self._reset)
+        self._count = pn.pane.Markdown("", css_classes=["zpdist-count"])
+        self._update()
+
+    @property
+    def selected_rows(self) -> pd.DataFrame:
+        """The selected stars, all the catalog's own columns."""
+        return self.state.catalog.frame.loc[self.state.selected, list(self.state.catalog.columns)]
+
+    @param.depends("state.selected", watch=True)
+    def _update(self) -> None:
+        n = int(np.count_nonzero(self.state.selected))
+        total = int(np.count_nonzero(self.state.mask))
+        if self.state.selection is None:
+            self._count.object = f"No selection ({total} stars pass the filters): drag a box or lasso on a map."
+        else:
+            self._count.object = f"**{n}** stars selected (of {total} passing the filters)"
+        self._clear.disabled = self.state.selection is None
+        self._prepare.disabled = n == 0 or not download_route_registered()
+        if n == 0:
+            self.link = "Select stars on a map to enable the download." if self.state.selection is None else (
+                "The selection is empty: nothing to download."
+            )  # fmt: skip
+        elif not download_route_registered():
+            self.link = (
+                "Downloads need the server route: run `zpdist serve`, or add `--plugins zpdist.dashboard.routes`."
+            )
+        else:
+            self.link = ""
+
+    def _reset(self, event: param.parameterized.Event | None = None) -> None:
+        self.state.selection = None
+
+    def _write(self, event: param.parameterized.Event | None = None) -> None:
+        rows = self.selected_rows
+        if rows.empty:
+            return
+        catalog = self.state.catalog
+        metadata = export_metadata(
+            catalog.path, catalog.metadata, self.state.describe_filters(), self.state.selection.to_dict(), len(rows)
+        )
+        path = prepare_download(rows, self.fmt, metadata)
+        url = f"{pn.state.base_url.rstrip('/')}/{DOWNLOAD_ROUTE}/{path.name}"
+        self.link = (
+            f'<a class="zpdist-download" href="{url}" download="{path.name}">Download {len(rows)} stars '
+            f"({self.fmt}, {_size(path.stat().st_size)})</a>"
+        )
+
+    def preview(self) -> pn.viewable.Viewable:
+        """A table of the first selected stars."""
+
+        def table(selected: np.ndarray) -> pd.DataFrame:
+            frame = self.state.catalog.frame
+            columns = list(dict.fromkeys(c for c in (*PREVIEW_COLUMNS, self.state.element) if c in frame))
+            return frame.loc[selected, columns].head(PREVIEW_ROWS).reset_index(drop=True)
+
+        return pn.Card(
+            pn.widgets.Tabulator(pn.bind(table, self.state.param.selected), disabled=True, pagination=None,
+                                 height=260, sizing_mode="stretch_width", show_index=False),
+            title=f"Selected stars (first {PREVIEW_ROWS})", collapsed=False, sizing_mode="stretch_width",
+        )  # fmt: skip
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            "### Selection",
+            self._count,
+            self._clear,
+            pn.widgets.RadioButtonGroup.from_param(self.param.fmt, name="Format"),
+            self._prepare,
+            pn.pane.Markdown(self.param.link),
+        )

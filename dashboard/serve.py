@@ -1,0 +1,82 @@
+"""``zpdist serve``: which catalog to show, and running the dashboard on a Panel (Bokeh/tornado) server.
+
+This module imports Panel only inside :func:`run_serve`, so registering the command costs nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+#: Where ``zpdist demo`` writes its catalog; the dashboard's default.
+DEMO_CATALOG = Path("data/demo/catalog.parquet")
+#: Environment variable naming the catalog (for ``panel serve dashboard/app.py``).
+CATALOG_ENV = "ZPDIST_CATALOG"
+
+
+def resolve_catalog_path(path: str | os.PathLike | None) -> Path:
+    """The catalog to show: ``path``, else ``$ZPDIST_CATALOG``, else the demo catalog.
+
+    The demo catalog is built first with :func:`zpdist.pipeline.run_demo` (progress printed) when it is
+    the one chosen and is absent.
+    """
+    if path is not None:
+        return Path(path)
+    if os.environ.get(CATALOG_ENV):
+        return Path(os.environ[CATALOG_ENV])
+    if not DEMO_CATALOG.exists():
+        from zpdist.pipeline import run_demo
+
+        print(f"zpdist: no catalog given and {DEMO_CATALOG} is absent; building the demo catalog first", flush=True)
+        run_demo(DEMO_CATALOG.parent)
+    return DEMO_CATALOG
+
+
+def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``zpdist serve`` and its options."""
+    p = subparsers.add_parser(
+        "serve",
+        help="open the interactive dashboard (zero-point, distances, abundance maps) in a browser",
+        description="Serve the dashboard over a catalog written by `zpdist predict` or `zpdist demo`. Without "
+        f"--catalog it uses ${CATALOG_ENV}, else {DEMO_CATALOG}, which is built first (as by `zpdist demo`) "
+        "when absent.",
+    )
+    p.add_argument("--catalog", type=Path, help="catalog (.parquet or .fits) to show")
+    p.add_argument("--port", type=int, default=5006, help="port (default 5006)")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--allow-websocket-origin", action="append", default=[], metavar="HOST[:PORT]",
+        help="also accept browser connections from this origin (repeatable), e.g. behind a proxy",
+    )  # fmt: skip
+    p.add_argument("--show", action="store_true", help="open a browser tab")
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    """Load the catalog once (a bad file fails here, before serving), then serve until interrupted."""
+    import panel as pn
+
+    from zpdist.dashboard.app import build_app
+    from zpdist.dashboard.routes import ROUTES
+    from zpdist.dashboard.state import shared_catalog
+
+    catalog_path = resolve_catalog_path(args.catalog)
+    catalog = shared_catalog(catalog_path)
+    origins = [f"{host}:{args.port}" for host in dict.fromkeys((args.address, "localhost", "127.0.0.1"))]
+    print(
+        f"zpdist serve: {catalog.path} ({len(catalog.frame):,} stars) at http://{args.address}:{args.port}/",
+        flush=True,
+    )
+
+    def session() -> pn.template.FastListTemplate:
+        return build_app(shared_catalog(catalog_path))
+
+    pn.serve(
+        session,
+        port=args.port,
+        address=args.address,
+        websocket_origin=origins + args.allow_websocket_origin,
+        show=args.show,
+        title="zpdist",
+        extra_patterns=ROUTES,
+    )

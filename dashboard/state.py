@@ -1,0 +1,297 @@
+"""The dashboard's data: the catalog (loaded once per process), and one state object per session.
+
+:class:`Catalog` is the file's rows plus a few derived columns; :class:`DashboardState` holds a session's
+filters, chosen element and current selection, and the boolean masks that follow from them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from zpdist.io.catalog import CATALOG_SUFFIXES, read_catalog
+from zpdist.io.columns import ELEMENTS, XFE_COLUMNS
+from zpdist.precision import gaia_fractional_error
+
+#: A file is a zpdist catalog only if it holds at least one of these columns.
+DEFINING_COLUMNS = ("dist", "nn_parallax", "zp_offset", "fakemag")
+
+
+def _nn_beats_gaia(f: pd.DataFrame) -> np.ndarray:
+    nn = f["dist_error"].to_numpy(float) / f["dist"].to_numpy(float)
+    gaia = gaia_fractional_error(f)
+    return np.where(np.isfinite(nn) & ~np.isnan(gaia), (nn < gaia).astype(float), np.nan)
+
+
+#: Columns the dashboard adds to a catalog: name -> (catalog columns it needs, how it is computed).
+DERIVED: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], np.ndarray]]] = {
+    "dist_kpc": (("dist",), lambda f: f["dist"].to_numpy(float) / 1000.0),
+    "frac_dist_error": (("dist", "dist_error"), lambda f: f["dist_error"].to_numpy(float) / f["dist"].to_numpy(float)),
+    "dist_over_error": (("dist", "dist_error"), lambda f: f["dist"].to_numpy(float) / f["dist_error"].to_numpy(float)),
+    "gaia_frac_error": (("parallax_corrected", "parallax_corrected_error"), gaia_fractional_error),
+    "nn_beats_gaia": (("dist", "dist_error", "parallax_corrected", "parallax_corrected_error"), _nn_beats_gaia),
+    "zp_offset_uas": (("zp_offset",), lambda f: 1000.0 * f["zp_offset"].to_numpy(float)),
+    "zp_offset_error_uas": (("zp_offset_error",), lambda f: 1000.0 * f["zp_offset_error"].to_numpy(float)),
+    "parallax_residual_uas": (
+        ("parallax", "nn_parallax"),
+        lambda f: 1000.0 * (f["parallax"].to_numpy(float) - f["nn_parallax"].to_numpy(float)),
+    ),
+    "abs_z": (("z_gc",), lambda f: np.abs(f["z_gc"].to_numpy(float))),
+}
+
+#: Range filters of the sidebar: column -> label (with unit).
+RANGE_FILTERS: dict[str, str] = {
+    "phot_g_mean_mag": "G (mag)",
+    "bp_rp": "BP−RP (mag)",
+    "teff": "Teff (K)",
+    "logg": "log g (dex)",
+    "fe_h": "[Fe/H] (dex)",
+    "dist_kpc": "distance (kpc)",
+    "frac_dist_error": "fractional distance error σd/d",
+}
+
+#: Element choices: [Fe/H] and the 15 [X/Fe] of the paper's maps, column -> label.
+ELEMENT_LABELS: dict[str, str] = {
+    "fe_h": "[Fe/H]",
+    **{col: f"[{'Ti II' if el == 'TIII' else el.title()}/Fe]" for el, col in zip(ELEMENTS, XFE_COLUMNS, strict=True)},
+}
+
+
+def _x_h_error(frame: pd.DataFrame, element: str) -> np.ndarray:
+    """σ_[X/H] (dex): σ_[Fe/H] for iron, else σ_[X/Fe] and σ_[Fe/H] in quadrature ([X/H] = [X/Fe] + [Fe/H])."""
+    fe = frame["fe_h_err"].to_numpy(float)
+    return fe if element == "fe_h" else np.hypot(frame[f"{element}_err"].to_numpy(float), fe)
+
+
+@dataclass(frozen=True)
+class QualityCut:
+    """One of the paper's abundance-map quality cuts (METHOD §7)."""
+
+    label: str
+    columns: Callable[[str], tuple[str, ...]]
+    keep: Callable[[pd.DataFrame, str], np.ndarray]
+
+
+#: The abundance-map cuts, offered as toggles: name -> cut. ``columns(element)`` lists what a cut needs.
+QUALITY_CUTS: dict[str, QualityCut] = {
+    "abs_z": QualityCut("|z| < 0.3 kpc", lambda el: ("z_gc",), lambda f, el: np.abs(f["z_gc"].to_numpy(float)) < 0.3),
+    "dist_snr": QualityCut("d/σd > 5", lambda el: ("dist", "dist_error"), lambda f, el: f["dist_over_error"] > 5),
+    "logg_err": QualityCut("σ log g < 0.2", lambda el: ("logg_err",), lambda f, el: f["logg_err"] < 0.2),
+    "fe_h_err": QualityCut("σ[Fe/H] < 0.05", lambda el: ("fe_h_err",), lambda f, el: f["fe_h_err"] < 0.05),
+    "x_h_err": QualityCut(
+        "σ[X/H] < 0.1",
+        lambda el: ("fe_h_err",) if el == "fe_h" else (f"{el}_err", "fe_h_err"),
+        lambda f, el: _x_h_error(f, el) < 0.1,
+    ),
+}
+
+
+class CatalogError(ValueError):
+    """A file that cannot be read as a zpdist catalog."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A catalog loaded for the dashboard.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        The file's columns, then the :data:`DERIVED` columns whose inputs are present.
+    metadata : dict
+        The catalog's metadata block (model, frame, code version), ``{}`` if absent.
+    path : Path
+    columns : tuple of str
+        The file's own columns: what a download contains.
+    """
+
+    frame: pd.DataFrame
+    metadata: dict
+    path: Path
+    columns: tuple[str, ...]
+
+    def missing(self, columns: tuple[str, ...] | list[str]) -> list[str]:
+        """The catalog columns lacking for ``columns`` (derived ones are traced back to their inputs)."""
+        needed: list[str] = []
+        for name in columns:
+            for source in DERIVED[name][0] if name in DERIVED else (name,):
+                if source not in self.columns and source not in needed:
+                    needed.append(source)
+        return needed
+
+    @property
+    def offset_model(self) -> str | None:
+        """``"constant"`` or ``"multivariate"`` from the metadata, None when unrecorded."""
+        return self.metadata.get("model", {}).get("offset_model")
+
+    @property
+    def r0_kpc(self) -> float:
+        """Sun–Galactic-centre distance of the catalog's frame (kpc), 8.125 when unrecorded."""
+        return float(self.metadata.get("frame", {}).get("r0_kpc", 8.125))
+
+
+def load_catalog(path: str | os.PathLike) -> Catalog:
+    """Read a catalog written by :func:`zpdist.io.catalog.write_catalog` and add the derived columns.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    CatalogError
+        If it cannot be read as Parquet/FITS, or holds none of :data:`DEFINING_COLUMNS`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such catalog file")
+    if path.suffix.lower() not in CATALOG_SUFFIXES:
+        raise CatalogError(f"{path}: not a zpdist catalog (expected a .parquet or .fits file)")
+    try:
+        frame, metadata = read_catalog(path)
+    except Exception as exc:  # pyarrow and astropy raise many types for a foreign or corrupt file
+        raise CatalogError(f"{path}: not a readable zpdist catalog ({type(exc).__name__}: {exc})") from exc
+    if not any(c in frame.columns for c in DEFINING_COLUMNS):
+        raise CatalogError(f"{path}: not a zpdist catalog (none of the columns {', '.join(DEFINING_COLUMNS)})")
+    for name in frame.columns:
+        if frame[name].dtype == object and len(frame) and isinstance(frame[name].iloc[0], bytes):
+            frame[name] = frame[name].str.decode("ascii").str.strip()
+    columns = tuple(frame.columns)
+    derived = {name: fn(frame) for name, (needs, fn) in DERIVED.items() if all(c in columns for c in needs)}
+    frame = pd.concat([frame, pd.DataFrame(derived, index=frame.index)], axis=1)
+    return Catalog(frame, metadata, path, columns)
+
+
+def shared_catalog(path: str | os.PathLike) -> Catalog:
+    """The catalog at ``path``, read once per server process and shared by all sessions."""
+    return pn.state.as_cached(f"zpdist-catalog:{Path(path).resolve()}", load_catalog, path=Path(path))
+
+
+def filter_mask(
+    frame: pd.DataFrame, ranges: dict[str, tuple[float, float]], cuts: list[str], element: str
+) -> np.ndarray:
+    """Stars passing the range filters and the chosen quality cuts.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :attr:`Catalog.frame`.
+    ranges : dict
+        column -> (lo, hi), inclusive; stars with NaN in a filtered column are dropped. Columns
+        absent from ``frame`` are ignored.
+    cuts : list of str
+        Names from :data:`QUALITY_CUTS`; a cut whose columns are absent is ignored.
+    element : str
+        The chosen element column (used by the σ[X/H] cut).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    mask = np.ones(len(frame), dtype=bool)
+    for column, (lo, hi) in ranges.items():
+        if column in frame:
+            values = frame[column].to_numpy(float)
+            mask &= (values >= lo) & (values <= hi)
+    for name in cuts:
+        cut = QUALITY_CUTS[name]
+        if all(c in frame for c in cut.columns(element)):
+            mask &= np.asarray(cut.keep(frame, element), dtype=bool)
+    return mask
+
+
+def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which points (x, y) lie inside the closed polygon of vertices ``polygon`` (shape (n, 2))."""
+    inside = np.zeros(len(x), dtype=bool)
+    xv, yv = polygon[:, 0], polygon[:, 1]
+    for i in range(len(polygon)):
+        x1, y1, x2, y2 = xv[i - 1], yv[i - 1], xv[i], yv[i]
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (x < x_at)
+    return inside
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A region drawn on a map: a box ``bounds = (x0, y0, x1, y1)`` or a lasso ``polygon`` in the map's columns."""
+
+    x: str
+    y: str
+    bounds: tuple[float, float, float, float] | None = None
+    polygon: tuple[tuple[float, float], ...] | None = None
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Stars of ``frame`` inside the region."""
+        x, y = frame[self.x].to_numpy(float), frame[self.y].to_numpy(float)
+        if self.polygon is not None:
+            return points_in_polygon(x, y, np.asarray(self.polygon, dtype=float))
+        x0, y0, x1, y1 = self.bounds
+        return (x >= min(x0, x1)) & (x <= max(x0, x1)) & (y >= min(y0, y1)) & (y <= max(y0, y1))
+
+    def to_dict(self) -> dict:
+        """JSON-safe description (for export metadata)."""
+        if self.polygon is not None:
+            return {"kind": "lasso", "x": self.x, "y": self.y, "polygon": [list(map(float, p)) for p in self.polygon]}
+        return {"kind": "box", "x": self.x, "y": self.y, "bounds": [float(b) for b in self.bounds]}
+
+
+class DashboardState(param.Parameterized):
+    """One session's filters, element and selection, and the masks they give.
+
+    ``mask`` (stars passing the filters) changes only with the filters and element; ``selected``
+    (those also inside the drawn region) with the mask and the selection.
+    """
+
+    catalog = param.ClassSelector(class_=Catalog, constant=True)
+    ranges = param.Dict(default={}, doc="Active range filters: column -> (lo, hi).")
+    cuts = param.ListSelector(default=[], objects=list(QUALITY_CUTS), doc="Active quality cuts.")
+    element = param.Selector(default="fe_h", objects=list(ELEMENT_LABELS), doc="Abundance shown on the maps.")
+    selection = param.ClassSelector(class_=Selection, allow_None=True, doc="The region drawn on a map.")
+    mask = param.Array(doc="Stars passing the filters.")
+    selected = param.Array(doc="Stars passing the filters and inside the selection (none without one).")
+
+    def __init__(self, catalog: Catalog, **params) -> None:
+        super().__init__(catalog=catalog, **params)
+        elements = [c for c in ELEMENT_LABELS if c in catalog.columns] or ["fe_h"]
+        self.param.element.objects = elements
+        if self.element not in elements:
+            self.element = elements[0]
+        self._update_mask()
+
+    @param.depends("ranges", "cuts", "element", watch=True)
+    def _update_mask(self) -> None:
+        self.mask = filter_mask(self.catalog.frame, self.ranges, self.cuts, self.element)
+        self._update_selected()
+
+    @param.depends("selection", watch=True)
+    def _update_selected(self) -> None:
+        if self.selection is None:
+            self.selected = np.zeros(len(self.catalog.frame), dtype=bool)
+        else:
+            self.selected = self.mask & self.selection.mask(self.catalog.frame)
+
+    def set_range(self, column: str, value: tuple[float, float] | None) -> None:
+        """Apply the range filter ``column`` (None removes it)."""
+        ranges = {k: v for k, v in self.ranges.items() if k != column}
+        if value is not None:
+            ranges[column] = (float(value[0]), float(value[1]))
+        self.ranges = ranges
+
+    def filtered(self, columns: list[str]) -> pd.DataFrame:
+        """The filtered stars' ``columns``."""
+        return self.catalog.frame.loc[self.mask, columns]
+
+    def describe_filters(self) -> dict:
+        """JSON-safe record of the filters (for export metadata)."""
+        return {
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+            "quality_cuts": [QUALITY_CUTS[c].label for c in self.cuts],
+            "element": self.element,
+        }

@@ -1,0 +1,121 @@
+"""Catalog loading, filters, quality cuts and selections of the dashboard, without a browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from tests.synthetic_catalog import synthetic_catalog, write_synthetic_catalog
+from zpdist.dashboard.state import (
+    CatalogError,
+    DashboardState,
+    Selection,
+    filter_mask,
+    load_catalog,
+    points_in_polygon,
+    shared_catalog,
+)
+
+
+@pytest.fixture(scope="module")
+def catalog_file(tmp_path_factory) -> Path:
+    return write_synthetic_catalog(tmp_path_factory.mktemp("cat") / "catalog.parquet", n_stars=500)
+
+
+def test_load_adds_derived_columns_and_remembers_the_files_own(catalog_file):
+    catalog = load_catalog(catalog_file)
+    rows, _ = synthetic_catalog(500)
+    assert catalog.columns == tuple(rows.columns)
+    f = catalog.frame
+    np.testing.assert_allclose(f["frac_dist_error"], rows["dist_error"] / rows["dist"])
+    np.testing.assert_allclose(f["parallax_residual_uas"], 1000 * (rows["parallax"] - rows["nn_parallax"]))
+    gaia = np.where(
+        rows["parallax_corrected"] > 0, rows["parallax_corrected_error"] / rows["parallax_corrected"], np.inf
+    )
+    np.testing.assert_allclose(f["gaia_frac_error"], gaia)
+    assert catalog.offset_model == "constant" and catalog.r0_kpc == 8.125
+    assert catalog.missing(["dist_kpc", "teff"]) == []
+
+
+def test_fits_catalog_decodes_string_columns(tmp_path):
+    catalog = load_catalog(write_synthetic_catalog(tmp_path / "c.fits", n_stars=50))
+    assert catalog.frame["apogee_id"].iloc[0] == "2M00000000"
+
+
+def test_missing_columns_are_traced_back_to_the_catalog(tmp_path):
+    catalog = load_catalog(write_synthetic_catalog(tmp_path / "c.parquet", n_stars=50, drop=("teff", "zp_offset")))
+    assert "zp_offset_uas" not in catalog.frame
+    assert catalog.missing(["teff", "zp_offset_uas", "bp_rp"]) == ["teff", "zp_offset"]
+
+
+def test_files_that_are_not_catalogs_are_refused_by_name(tmp_path):
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_text("not parquet")
+    with pytest.raises(CatalogError, match=r"garbage\.parquet"):
+        load_catalog(garbage)
+    allstar = tmp_path / "allstar.fits"
+    Table({"APOGEE_ID": ["a"], "TEFF": [4500.0]}).write(allstar)
+    with pytest.raises(CatalogError, match=r"allstar\.fits.*not a zpdist catalog"):
+        load_catalog(allstar)
+    with pytest.raises(CatalogError, match="csv"):
+        (tmp_path / "c.csv").write_text("a\n1\n")
+        load_catalog(tmp_path / "c.csv")
+    with pytest.raises(FileNotFoundError, match=r"absent\.parquet"):
+        load_catalog(tmp_path / "absent.parquet")
+
+
+def test_shared_catalog_is_loaded_once_per_process(catalog_file):
+    assert shared_catalog(catalog_file) is shared_catalog(str(catalog_file))
+
+
+def test_filters_and_quality_cuts(catalog_file):
+    f = load_catalog(catalog_file).frame
+    mask = filter_mask(f, {"teff": (4000, 4500), "dist_kpc": (1, 3), "absent": (0, 1)}, [], "fe_h")
+    expected = f["teff"].between(4000, 4500) & f["dist"].between(1000, 3000)
+    np.testing.assert_array_equal(mask, expected)
+    cuts = filter_mask(f, {}, ["abs_z", "dist_snr", "logg_err", "fe_h_err", "x_h_err"], "mg_fe")
+    expected = (
+        (f["z_gc"].abs() < 0.3) & (f["dist"] / f["dist_error"] > 5) & (f["logg_err"] < 0.2) & (f["fe_h_err"] < 0.05)
+        & (np.hypot(f["mg_fe_err"], f["fe_h_err"]) < 0.1)
+    )  # fmt: skip
+    np.testing.assert_array_equal(cuts, expected)
+    assert 0 < cuts.sum() < len(f)
+    # NaN never passes an applied range
+    f = f.copy()
+    f.loc[0, "teff"] = np.nan
+    assert not filter_mask(f, {"teff": (0, 1e5)}, [], "fe_h")[0]
+
+
+def test_box_and_lasso_selections():
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [0.5, 1.5, 0.5, 2.5], "b": [0.5, 0.5, 1.5, 2.5]})
+    box = Selection("a", "b", bounds=(1.0, 0.0, 0.0, 1.0))  # reversed corners are fine
+    assert box.mask(frame).tolist() == [True, False, False, False]
+    triangle = Selection("a", "b", polygon=((0.0, 0.0), (3.0, 0.0), (0.0, 3.0)))
+    assert triangle.mask(frame).tolist() == [True, True, True, False]
+    assert triangle.to_dict()["kind"] == "lasso" and box.to_dict()["bounds"] == [1.0, 0.0, 0.0, 1.0]
+    square = np.array([(0, 0), (1, 0), (1, 1), (0, 1)], float)
+    assert points_in_polygon(np.array([0.5, 1.5]), np.array([0.5, 0.5]), square).tolist() == [True, False]
+
+
+def test_state_masks_follow_filters_and_selection(catalog_file):
+    state = DashboardState(load_catalog(catalog_file))
+    assert state.mask.all() and not state.selected.any()
+    state.set_range("teff", (4000, 4500))
+    n_filtered = state.mask.sum()
+    assert 0 < n_filtered < len(state.mask)
+    state.selection = Selection("x_gc", "y_gc", bounds=(-20, -20, 20, 20))
+    assert state.selected.sum() == n_filtered
+    state.set_range("teff", None)
+    assert state.selected.sum() == len(state.mask)
+    assert state.describe_filters() == {"ranges": {}, "quality_cuts": [], "element": "fe_h"}
+
+
+def test_element_choices_are_the_catalogs(tmp_path):
+    state = DashboardState(load_catalog(write_synthetic_catalog(tmp_path / "c.parquet", n_stars=50, drop=("fe_h",))))
+    assert "fe_h" not in state.param.element.objects and state.element == "c_fe"
+    assert len(state.param.element.objects) == 15
