@@ -103,8 +103,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         "the fitted offset beside the injected one and the catalog path.",
     )
     p.add_argument("--out", type=Path, default=Path("data/demo"), help="folder (default data/demo)")
-    p.add_argument("--n-stars", type=int, default=20_000, help="mock size (default 20000)")
-    p.add_argument("--mode", choices=("spectra", "labels"), default="spectra", help="network mode (default spectra)")
+    p.add_argument("--n-stars", type=int, default=30_000, help="mock size (default 30000)")
+    p.add_argument(
+        "--mode", choices=("spectra", "labels"), default="labels",
+        help="network mode (default labels: minutes on a CPU; spectra is the paper's network, use >= 100000 stars)",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--seed", type=int, default=42, help="mock seed (default 42)")

@@ -61,40 +61,24 @@ def test_missing_column_names_column_and_file(small_mock, tmp_path, capsys):
     assert not (tmp_path / "run" / "model.pt").exists()
 
 
-def test_wrong_spectra_length_names_both_shapes(small_mock, tmp_path, capsys):
-    bad = tmp_path / "short.h5"
+def _train_with_spectra(small_mock, spectra: np.ndarray, tmp_path, capsys) -> str:
+    bad = tmp_path / "bad.h5"
     with h5py.File(bad, "w") as f:
-        f["spectra"] = np.ones((3000, 7000), dtype=np.float32)
-    argv = [
-        "train",
-        "--table",
-        str(small_mock.allstar),
-        "--spectra",
-        str(bad),
-        "--out",
-        str(tmp_path / "run"),
-        "--quiet",
-    ]
-    err = _fail(argv, capsys)
-    assert "(3000, 7000)" in err and "7514" in err and str(bad) in err
+        f["spectra"] = spectra
+    argv = ["train", "--table", str(small_mock.allstar), "--spectra", str(bad), "--out", str(tmp_path / "run")]
+    err = _fail([*argv, "--quiet"], capsys)
+    assert str(bad) in err
     assert not (tmp_path / "run" / "model.pt").exists()
+    return err
+
+
+def test_wrong_spectra_length_names_both_shapes(small_mock, tmp_path, capsys):
+    err = _train_with_spectra(small_mock, np.ones((3000, 7000), dtype=np.float32), tmp_path, capsys)
+    assert "(3000, 7000)" in err and "7514" in err
 
 
 def test_spectra_row_count_must_match_table(small_mock, tmp_path, capsys):
-    bad = tmp_path / "rows.h5"
-    with h5py.File(bad, "w") as f:
-        f["spectra"] = np.ones((10, 7514), dtype=np.float32)
-    argv = [
-        "train",
-        "--table",
-        str(small_mock.allstar),
-        "--spectra",
-        str(bad),
-        "--out",
-        str(tmp_path / "run"),
-        "--quiet",
-    ]
-    err = _fail(argv, capsys)
+    err = _train_with_spectra(small_mock, np.ones((10, 7514), dtype=np.float32), tmp_path, capsys)
     assert "10 spectra" in err and "3000 rows" in err
 
 

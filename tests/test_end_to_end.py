@@ -13,7 +13,7 @@ import torch
 from zpdist.galactocentric import radec_distance_to_galactocentric
 from zpdist.io.catalog import read_catalog
 from zpdist.nn.train import TrainConfig, train
-from zpdist.pipeline import predict_catalog
+from zpdist.pipeline import predict_catalog, run_demo
 
 QUIET = {"progress": False, "log": lambda message: None}
 
@@ -127,3 +127,19 @@ def test_resume_continues_the_same_run(small_mock, tmp_path):
     assert resumed["history"][:2] == first["history"]
     fresh = train(small_mock.allstar, tmp_path / "fresh", TrainConfig(mode="labels", epochs=3, device="cpu"), **QUIET)
     assert resumed["history"][2]["train_loss"] == pytest.approx(fresh["history"][2]["train_loss"], rel=1e-4)
+
+
+def test_demo_builds_trains_predicts_and_reuses_the_mock(tmp_path):
+    messages: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        catalog_path = run_demo(tmp_path, n_stars=1500, epochs=2, device="cpu", log=messages.append)
+        assert catalog_path == tmp_path / "catalog.parquet" and catalog_path.exists()
+        assert not (tmp_path / "mock" / "spectra.h5").exists()  # labels mode needs no spectra
+        assert any(m.startswith("injected offset: -52.3") for m in messages)
+        assert any("more precise than Gaia" in m for m in messages)
+        messages.clear()
+        run_demo(tmp_path, n_stars=1500, epochs=1, device="cpu", log=messages.append)
+    assert any("reusing the mock Galaxy" in m for m in messages)
+    catalog, metadata = read_catalog(catalog_path)
+    assert len(catalog) == 1500 and metadata["model"]["mode"] == "labels"
