@@ -324,3 +324,21 @@ def test_global_offset_passes_multivariate_spread_and_seed():
     with torch.no_grad():
         mean = model(torch.zeros(50, 4), torch.as_tensor(z))["offset"].double().mean().item()
     assert abs(a.mean() - mean) < 5.0 * a.std() / np.sqrt(len(a)) + 1e-6
+
+
+def test_validation_loss_is_the_training_objective_with_dropout_on():
+    """The loss that drives the schedule and early stopping is stochastic (dropout on), like the model in use."""
+    from zpdist.nn.train import _Arrays, _epoch_loss
+
+    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, dropout=0.5))
+    g = torch.Generator().manual_seed(0)
+    arrays = _Arrays(
+        torch.randn(256, 4, generator=g), None, torch.full((256,), 10.0),
+        torch.rand(256, generator=g) + 0.1, torch.full((256,), 0.05),
+    )  # fmt: skip
+    losses = []
+    for seed in (1, 1, 2):
+        torch.manual_seed(seed)
+        losses.append(_epoch_loss(model, arrays, 0.0, 64))
+    assert np.isfinite(losses).all()
+    assert losses[0] == losses[1] and losses[0] != losses[2]
