@@ -1,4 +1,4 @@
-"""The ``zpdist`` command: mock / train / predict / demo / serve.
+"""The ``zpdist`` command: mock / train / predict / demo / serve / mock-gaia / zeropoint.
 
 Run ``zpdist COMMAND --help`` for each command's options.
 """
@@ -56,7 +56,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train the network and fit the parallax zero-point",
         description="Apply the paper's cuts (each reported), train with Adam (lr 1e-3 halved on plateau, batch 64, "
-        "40 epochs, 10%% validation, early stopping), and write RUN_DIR/model.pt, summary.json, train_config.json.",
+        "40 epochs, 10% validation, early stopping), and write RUN_DIR/model.pt, summary.json, "
+        "train_config.json.",
     )
     p.add_argument("--table", required=True, type=Path, help="allStar-like table with Gaia columns (FITS/Parquet/CSV)")
     p.add_argument("--spectra", type=Path, help="HDF5 spectra row-aligned with the table (spectra mode)")
@@ -123,8 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_mock, _add_train, _add_predict, _add_demo):
         add(sub)
     from zpdist.dashboard.serve import add_serve_parser
+    from zpdist.mock.gaia_catalog import add_mock_gaia_parser
+    from zpdist.zeropoint import add_zeropoint_parser
 
     add_serve_parser(sub)
+    add_mock_gaia_parser(sub)
+    add_zeropoint_parser(sub)
     return parser
 
 
@@ -183,6 +188,18 @@ def _run_serve(args: argparse.Namespace) -> None:
     run_serve(args)
 
 
+def _run_mock_gaia(args: argparse.Namespace) -> None:
+    from zpdist.mock.gaia_catalog import run_mock_gaia
+
+    run_mock_gaia(args)
+
+
+def _run_zeropoint(args: argparse.Namespace) -> None:
+    from zpdist.zeropoint import run_zeropoint
+
+    run_zeropoint(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 with a one-line message on bad input)."""
     from zpdist.io.spectra import SpectraError
@@ -191,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     warnings.filterwarnings("default", category=UserWarning)
-    runners = {"mock": _run_mock, "train": _run_train, "predict": _run_predict, "demo": _run_demo, "serve": _run_serve}
+    runners = {
+        "mock": _run_mock, "train": _run_train, "predict": _run_predict, "demo": _run_demo, "serve": _run_serve,
+        "mock-gaia": _run_mock_gaia, "zeropoint": _run_zeropoint,
+    }  # fmt: skip
     try:
         runners[args.command](args)
     except (TableError, SpectraError, EmptySelectionError, FileNotFoundError, ValueError) as exc:

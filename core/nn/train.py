@@ -367,8 +367,15 @@ def train(
         "zpdist_version": __version__,
         "torch_version": torch.__version__,
     }
-    save_model(out_dir / MODEL_FILE, model.cpu(), {"label_columns": list(label_columns), "train": config.to_dict(),
-                                                   "summary": {k: summary[k] for k in offset}})  # fmt: skip
+    # per-input [min, max] of the training stars' G, BP-RP, Teff: the domain the offset model has seen
+    offset_range = None
+    if offsets is not None:
+        offset_range = np.stack([offsets[train_idx].min(0), offsets[train_idx].max(0)], 1).astype(float).tolist()
+    metadata = {
+        "label_columns": list(label_columns), "train": config.to_dict(), "summary": {k: summary[k] for k in offset},
+        "offset_input_range": offset_range,
+    }  # fmt: skip
+    save_model(out_dir / MODEL_FILE, model.cpu(), metadata)
     write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
     log(
         f"zero-point offset: {summary['offset_uas']:.1f} ± {summary['offset_uas_err']:.1f} µas "

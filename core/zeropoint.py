@@ -1,0 +1,631 @@
+"""Applying a trained offset model to very large Gaia-like tables, partition by partition, with dask.
+
+For every row of every input Parquet file this writes, in a file of the same name under the output folder
+and in the same row order:
+
+- ``zp_offset_mas``: the offset model's Δϖ (mas) with dropout off (the deterministic network);
+- ``zp_offset_err_mc_mas``: the standard deviation of Δϖ over T Monte-Carlo dropout passes (mas);
+- ``zp_offset_err_mas``: that spread and the statistical error of the offset's fitted level, in quadrature (mas);
+  the level's error is common to all stars (fully correlated), the Monte-Carlo spread is per star;
+- ``zp_outside_training_domain``: True where G, BP−RP or Teff lie outside the range of the training stars, or
+  are missing (the value is still written where the inputs are finite, NaN otherwise).
+
+A constant model writes its constant and statistical error on every row (Monte-Carlo spread 0, flag False).
+
+The T Monte-Carlo passes are T draws of the thinned network (one dropout mask per pass, drawn once from the
+seed and shared by all stars), as in :func:`zpdist.nn.infer.global_offset_passes`: every star's T samples are
+independent draws, as with per-star masks, and the result depends on neither the partitioning nor the
+scheduler (up to float32 rounding). The masks are folded into the weights, so a chunk of stars costs one
+first layer and one (N, 33) × (33, 16 T) product (biases folded in).
+
+The model is read once, by the client, into a small numpy evaluator (:class:`OffsetEvaluator`, a few kB) that
+is broadcast once to each dask worker; workers never import torch nor read the run folder. Each task
+streams one input file in batches of ``batch_rows`` rows and writes its output atomically (temporary file,
+then rename), so peak memory is bounded by the batch size, whatever the size of the table, and an
+interrupted job can be resumed: finished partitions are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from zpdist import __version__
+from zpdist.io.atomic import atomic_path, write_text_atomic
+from zpdist.io.tables import TableError
+
+ZEROPOINT_FILE = "zeropoint.json"
+#: Columns written for every input row.
+OUTPUT_FIELDS = (
+    pa.field("zp_offset_mas", pa.float32()),
+    pa.field("zp_offset_err_mas", pa.float32()),
+    pa.field("zp_offset_err_mc_mas", pa.float32()),
+    pa.field("zp_outside_training_domain", pa.bool_()),
+)
+LOCAL_SCHEDULERS = ("threads", "synchronous")
+
+
+@dataclass(frozen=True)
+class ZeroPointColumns:
+    """Names of the input columns.
+
+    Attributes
+    ----------
+    g : str
+        Gaia G magnitude (mag).
+    bp_rp : str
+        Gaia BP−RP colour (mag).
+    teff : str
+        Effective temperature (K), e.g. DR2 ``teff_val`` or DR3 ``teff_gspphot``.
+    source_id : str or None
+        Identifier copied to the output when present (None: copy nothing).
+    """
+
+    g: str = "phot_g_mean_mag"
+    bp_rp: str = "bp_rp"
+    teff: str = "teff_val"
+    source_id: str | None = "source_id"
+
+    @property
+    def inputs(self) -> tuple[str, str, str]:
+        """The offset model's inputs, in its order: G, BP−RP, Teff."""
+        return (self.g, self.bp_rp, self.teff)
+
+
+@dataclass(frozen=True)
+class ZeroPointConfig:
+    """How to apply an offset model; saved in ``zeropoint.json`` beside the output.
+
+    Attributes
+    ----------
+    columns : ZeroPointColumns
+        Input column names.
+    mc_samples : int
+        Monte-Carlo dropout passes T (≥ 2).
+    seed : int
+        Seed of the T dropout masks.
+    batch_rows : int
+        Rows read, evaluated and written at a time (memory bound: about 100 bytes per row plus the input
+        columns kept).
+    mc_block : int
+        Star-samples (stars × T) evaluated at a time in the Monte-Carlo passes (memory bound: 64 bytes each).
+    keep_input_columns : bool
+        Copy every input column to the output (default: only ``columns.source_id``).
+    """
+
+    columns: ZeroPointColumns = field(default_factory=ZeroPointColumns)
+    mc_samples: int = 100
+    seed: int = 0
+    batch_rows: int = 65_536
+    mc_block: int = 1_048_576
+    keep_input_columns: bool = False
+
+    def __post_init__(self):
+        if self.mc_samples < 2:
+            raise ValueError(f"mc_samples must be at least 2 (got {self.mc_samples})")
+        if self.batch_rows < 1 or self.mc_block < 1:
+            raise ValueError("batch_rows and mc_block must be positive")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class OffsetEvaluator:
+    """A trained offset model as numpy arrays, with its T dropout masks folded into the weights.
+
+    Attributes
+    ----------
+    constant_mas : float or None
+        The constant model's Δϖ (mas); None for the multivariate model.
+    level_error_mas : float
+        Statistical error of the offset's fitted level (mas).
+    input_mean, input_std : ndarray, shape (3,)
+        Standardisation of (G, BP−RP, Teff).
+    domain : ndarray, shape (3, 2), or None
+        [min, max] of each input over the training stars.
+    w1, b1, w2, b2, w3, b3 : ndarray
+        Dense(3→32), Dense(32→16), Dense(16→1) weights (out × in) and biases.
+    w2_passes : ndarray, shape (33, 16 T)
+        Second layer's transposed weights for each pass, with that pass's first dropout mask (1/keep scaled),
+        and the biases as the last row.
+    w3_passes : ndarray, shape (T, 16)
+        Output weights for each pass, with that pass's second dropout mask.
+    """
+
+    constant_mas: float | None
+    level_error_mas: float
+    input_mean: np.ndarray | None = None
+    input_std: np.ndarray | None = None
+    domain: np.ndarray | None = None
+    w1: np.ndarray | None = None
+    b1: np.ndarray | None = None
+    w2: np.ndarray | None = None
+    b2: np.ndarray | None = None
+    w3: np.ndarray | None = None
+    b3: float = 0.0
+    w2_passes: np.ndarray | None = None
+    w3_passes: np.ndarray | None = None
+
+    @property
+    def mc_samples(self) -> int:
+        return 0 if self.w3_passes is None else len(self.w3_passes)
+
+    @classmethod
+    def from_run(cls, run_dir: str | os.PathLike, mc_samples: int, seed: int) -> tuple[OffsetEvaluator, dict]:
+        """Read ``RUN_DIR/model.pt`` and build the evaluator; also return the model's metadata.
+
+        Raises
+        ------
+        ValueError
+            If a multivariate model's metadata lacks ``offset_input_range`` (written by training since zpdist
+            0.1: older runs must be retrained).
+        """
+        import torch
+
+        from zpdist.nn.infer import MODEL_FILE, load_model
+
+        model, metadata = load_model(run_dir, torch.device("cpu"))
+        level_error = float(metadata["summary"]["offset_uas_err_stat"]) / 1000.0
+        if model.offset_mlp is None:
+            return cls(constant_mas=float(model.offset_mas.detach()), level_error_mas=level_error), metadata
+        if metadata.get("offset_input_range") is None:
+            raise ValueError(
+                f"{Path(run_dir) / MODEL_FILE}: this run predates the stored training domain (offset_input_range); "
+                "retrain it with this version of zpdist to apply its offset model"
+            )
+        mlp = model.offset_mlp
+        keep = 1.0 - model.config.dropout
+        rng = np.random.default_rng(seed)
+        mask1 = (rng.random((mc_samples, mlp.dense1.out_features)) < keep) / keep  # (T, 32)
+        mask2 = (rng.random((mc_samples, mlp.dense2.out_features)) < keep) / keep  # (T, 16)
+
+        def numpy(tensor: torch.Tensor) -> np.ndarray:
+            return tensor.detach().double().numpy()
+
+        w2, w3 = numpy(mlp.dense2.weight), numpy(mlp.out.weight)[0]
+        w2_passes = (mask1[:, None, :] * w2[None]).transpose(2, 0, 1).reshape(w2.shape[1], -1)  # (32, T·16)
+        b2 = numpy(mlp.dense2.bias)
+        evaluator = cls(
+            constant_mas=None,
+            level_error_mas=level_error,
+            input_mean=numpy(model.offset_input_mean),
+            input_std=numpy(model.offset_input_std),
+            domain=np.asarray(metadata["offset_input_range"], float),
+            w1=numpy(mlp.dense1.weight).astype(np.float32),
+            b1=numpy(mlp.dense1.bias).astype(np.float32),
+            w2=w2.astype(np.float32),
+            b2=b2.astype(np.float32),
+            w3=w3.astype(np.float32),
+            b3=float(mlp.out.bias.detach()),
+            w2_passes=np.vstack([w2_passes, np.tile(b2, mc_samples)]).astype(np.float32),
+            w3_passes=(mask2 * w3).astype(np.float32),
+        )
+        return evaluator, metadata
+
+    def first_layer(self, inputs: np.ndarray) -> np.ndarray:
+        """tanh of the first layer (float32, shape (N, 32)) for finite rows of ``inputs`` (G, BP−RP, Teff)."""
+        z = ((inputs - self.input_mean) / self.input_std).astype(np.float32)
+        return np.tanh(z @ self.w1.T + self.b1)
+
+    def mc_passes(self, h1: np.ndarray) -> np.ndarray:
+        """Δϖ (mas, float32, shape (N, T)) of each of the T thinned networks, from the first layer ``h1``."""
+        n, n_hidden = len(h1), self.w3_passes.shape[1]
+        a = np.concatenate([h1, np.ones((n, 1), np.float32)], axis=1) @ self.w2_passes  # (N, T·16), bias included
+        np.tanh(a, out=a)
+        return np.einsum("ntk,tk->nt", a.reshape(n, self.mc_samples, n_hidden), self.w3_passes) + np.float32(self.b3)
+
+    def evaluate(self, inputs: np.ndarray, mc_block: int = 1_048_576) -> dict[str, np.ndarray]:
+        """Offset, errors and domain flag for each row of ``inputs``.
+
+        Parameters
+        ----------
+        inputs : ndarray, shape (N, 3)
+            G (mag), BP−RP (mag), Teff (K); NaN where missing.
+        mc_block : int
+            Star-samples evaluated at a time in the Monte-Carlo passes.
+
+        Returns
+        -------
+        dict of ndarray
+            The :data:`OUTPUT_FIELDS` columns, each of length N.
+        """
+        n = len(inputs)
+        if self.constant_mas is not None:
+            return {
+                "zp_offset_mas": np.full(n, self.constant_mas, np.float32),
+                "zp_offset_err_mas": np.full(n, self.level_error_mas, np.float32),
+                "zp_offset_err_mc_mas": np.zeros(n, np.float32),
+                "zp_outside_training_domain": np.zeros(n, bool),
+            }
+        valid = np.isfinite(inputs).all(axis=1)
+        inside = valid & ((inputs >= self.domain[:, 0]) & (inputs <= self.domain[:, 1])).all(axis=1)
+        value = np.full(n, np.nan, np.float32)
+        spread = np.full(n, np.nan, np.float32)
+        rows = np.flatnonzero(valid)
+        h1 = self.first_layer(inputs[rows])
+        value[rows] = np.tanh(h1 @ self.w2.T + self.b2) @ self.w3 + np.float32(self.b3)
+        step = max(1, mc_block // self.mc_samples)
+        for start in range(0, len(rows), step):
+            block = slice(start, start + step)
+            spread[rows[block]] = self.mc_passes(h1[block]).std(axis=1, dtype=np.float64)
+        return {
+            "zp_offset_mas": value,
+            "zp_offset_err_mas": np.hypot(spread, np.float32(self.level_error_mas)),
+            "zp_offset_err_mc_mas": spread,
+            "zp_outside_training_domain": ~inside,
+        }
+
+
+def find_inputs(input_glob: str | os.PathLike) -> list[Path]:
+    """The Parquet files of ``input_glob`` (a glob pattern, a folder or a file), sorted by name.
+
+    Raises
+    ------
+    FileNotFoundError
+        If nothing matches.
+    """
+    pattern = str(input_glob)
+    if Path(pattern).is_dir():
+        pattern = str(Path(pattern) / "*.parquet")
+    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not paths:
+        raise FileNotFoundError(f"no input files match {pattern!r}")
+    return paths
+
+
+def check_input(path: Path, columns: ZeroPointColumns, needs_inputs: bool) -> int:
+    """Check that ``path`` is Parquet with the needed columns; return its number of rows.
+
+    Raises
+    ------
+    TableError
+        Naming the file, and the missing columns or the reason it cannot be read.
+    """
+    try:
+        metadata = pq.read_metadata(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TableError(f"{path}: not a readable Parquet file ({exc})") from exc
+    if needs_inputs:
+        missing = [c for c in columns.inputs if c not in metadata.schema.names]
+        if missing:
+            raise TableError(
+                f"{path}: missing column(s) {', '.join(missing)} (set the names with --g-column, --bp-rp-column, "
+                f"--teff-column; the file has {', '.join(metadata.schema.names)})"
+            )
+    return metadata.num_rows
+
+
+@dataclass(frozen=True)
+class PartitionTask:
+    """One task: an input file and where its output goes."""
+
+    source: str
+    target: str
+
+
+def process_partition(evaluator: OffsetEvaluator, config: ZeroPointConfig, partition: PartitionTask) -> dict:
+    """Evaluate the offset model on one input file and write its output file (runs on a dask worker).
+
+    Returns
+    -------
+    dict
+        ``file``, ``rows``, ``outside`` (rows flagged outside the training domain) and ``missing`` (rows with a
+        missing input), counts for ``zeropoint.json``.
+    """
+    columns = config.columns
+    try:
+        source = pq.ParquetFile(partition.source)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise TableError(f"{partition.source}: not a readable Parquet file ({exc})") from exc
+    schema = source.schema_arrow
+    multivariate = evaluator.constant_mas is None
+    if config.keep_input_columns:
+        copied = list(schema.names)
+    else:
+        copied = [columns.source_id] if columns.source_id in schema.names else []
+    wanted = list(dict.fromkeys(copied + (list(columns.inputs) if multivariate else [])))
+    if multivariate and (missing := [c for c in columns.inputs if c not in schema.names]):
+        raise TableError(f"{partition.source}: missing column(s) {', '.join(missing)}")
+    out_schema = pa.schema([schema.field(c).remove_metadata() for c in copied] + list(OUTPUT_FIELDS)).with_metadata(
+        {"zpdist_version": __version__, "zpdist_source": os.path.basename(partition.source)}
+    )
+    counts = {"file": os.path.basename(partition.source), "rows": 0, "outside": 0, "missing": 0}
+    with atomic_path(partition.target) as tmp, pq.ParquetWriter(tmp, out_schema) as writer:
+        for batch in source.iter_batches(batch_size=config.batch_rows, columns=wanted, use_threads=False):
+            if multivariate:
+                inputs = np.column_stack(
+                    [pc.cast(batch.column(c), pa.float64()).to_numpy(zero_copy_only=False) for c in columns.inputs]
+                )
+                counts["missing"] += int((~np.isfinite(inputs).all(axis=1)).sum())
+            else:
+                inputs = np.empty((batch.num_rows, 3))  # the constant model uses no inputs
+            result = evaluator.evaluate(inputs, config.mc_block)
+            counts["rows"] += batch.num_rows
+            counts["outside"] += int(result["zp_outside_training_domain"].sum())
+            arrays = [batch.column(c) for c in copied] + [pa.array(result[f.name], f.type) for f in OUTPUT_FIELDS]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=out_schema))
+    return counts
+
+
+@contextlib.contextmanager
+def _executor(
+    scheduler: str | object | None, n_workers: int | None, log: Callable[[str], None]
+) -> Iterator[str | object]:
+    """Yield a ``distributed.Client`` (new LocalCluster, given address or Client) or a local scheduler name."""
+    if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
+        yield scheduler
+        return
+    from distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            from dask.system import CPU_COUNT
+
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=n_workers or CPU_COUNT, threads_per_worker=1, processes=True, dashboard_address=":0"
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+        else:
+            client = stack.enter_context(Client(scheduler))
+        log(f"dask scheduler {client.scheduler.address}, dashboard {client.dashboard_link}")
+        yield client
+
+
+def _run_tasks(
+    executor: str | object,
+    evaluator: OffsetEvaluator,
+    config: ZeroPointConfig,
+    parts: list[PartitionTask],
+    progress: bool,
+) -> list[dict]:
+    """Run :func:`process_partition` on every partition; results in the order of ``parts``."""
+    if isinstance(executor, str):
+        import dask
+        from dask.diagnostics import ProgressBar
+
+        tasks = [dask.delayed(process_partition, pure=False)(evaluator, config, part) for part in parts]
+        with ProgressBar() if progress else contextlib.nullcontext():
+            return list(dask.compute(*tasks, scheduler=executor))
+    from distributed import as_completed
+
+    shared = executor.scatter(evaluator, broadcast=True)  # one copy per worker, not one per task
+    futures = [executor.submit(process_partition, shared, config, part, pure=False) for part in parts]
+    position = {future.key: i for i, future in enumerate(futures)}
+    results: list[dict | None] = [None] * len(parts)
+    with tqdm(total=len(parts), desc="zeropoint", unit="partition", disable=not progress) as bar:
+        try:
+            for future in as_completed(futures):
+                results[position[future.key]] = future.result()
+                bar.update(1)
+        except BaseException:
+            executor.cancel(futures)
+            raise
+    return results
+
+
+def _output_counts(target: Path) -> dict:
+    """The counts of :func:`process_partition`, read back from an output file written earlier."""
+    counts = {"file": target.name, "rows": 0, "outside": 0, "missing": 0}
+    columns = ["zp_offset_mas", "zp_outside_training_domain"]
+    for batch in pq.ParquetFile(target).iter_batches(columns=columns):
+        counts["rows"] += batch.num_rows
+        counts["missing"] += int(np.isnan(batch.column(0).to_numpy(zero_copy_only=False)).sum())
+        counts["outside"] += int(batch.column(1).to_numpy(zero_copy_only=False).sum())
+    return counts
+
+
+def _model_summary(metadata: dict, evaluator: OffsetEvaluator) -> dict:
+    return {
+        "offset_model": metadata["train"]["offset_model"],
+        "mode": metadata["train"]["mode"],
+        "offset_input_range": metadata.get("offset_input_range"),
+        "level_error_mas": evaluator.level_error_mas,
+        **metadata["summary"],
+    }
+
+
+def apply_offset_model(
+    run_dir: str | os.PathLike,
+    input_glob: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: ZeroPointConfig | None = None,
+    scheduler: str | object | None = None,
+    n_workers: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Apply a trained run's offset model to every row of a partitioned Gaia-like Parquet table.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        Training run folder holding ``model.pt``.
+    input_glob : str or path-like
+        Glob pattern of the input Parquet files (``**`` allowed), or a folder (its ``*.parquet``).
+    out_dir : path-like
+        Output folder: one Parquet file per input file, of the same name, rows in the same order, and
+        ``zeropoint.json`` (configuration, model summary, counts).
+    config : ZeroPointConfig, optional
+        Column names, Monte-Carlo passes, seed and batch sizes.
+    scheduler : str, distributed.Client or None
+        None: start a ``LocalCluster`` of ``n_workers`` single-threaded worker processes (default: one per core);
+        a scheduler address (``tcp://host:8786``) or a ``Client``: use that cluster (workers must see the input
+        and output folders); ``"threads"`` or ``"synchronous"``: dask's local schedulers, in this process.
+    n_workers : int, optional
+        Workers of the LocalCluster started when ``scheduler`` is None.
+    resume : bool
+        Keep output files already written by an interrupted run with the same configuration and model.
+    progress : bool
+        Show a progress bar.
+    log : callable
+        Where messages go.
+
+    Returns
+    -------
+    dict
+        The content of ``zeropoint.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If no input file matches or the run has no model.
+    TableError
+        If an input file is not Parquet or lacks a column (the message names both).
+    ValueError
+        On an output folder that would overwrite inputs, or a resume with another configuration.
+    """
+    config = config or ZeroPointConfig()
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    sources = find_inputs(input_glob)
+    evaluator, metadata = OffsetEvaluator.from_run(run_dir, config.mc_samples, config.seed)
+    rows_in = [check_input(path, config.columns, evaluator.constant_mas is None) for path in sources]
+    targets = [out_dir / path.name for path in sources]
+    if len(set(targets)) < len(targets):
+        raise ValueError(f"input files matching {str(input_glob)!r} share names; outputs are named after inputs")
+    if any(t.resolve() == s.resolve() for s, t in zip(sources, targets, strict=True)):
+        raise ValueError(f"--out {out_dir} is the input folder: the outputs would overwrite the inputs")
+    record = {
+        "status": "running",
+        "run": str(Path(run_dir).resolve()),
+        "input": str(input_glob),
+        "config": config.to_dict(),
+        "model": _model_summary(metadata, evaluator),
+        "zpdist_version": __version__,
+    }
+    record_path = out_dir / ZEROPOINT_FILE
+    done: set[Path] = set()
+    if resume and record_path.exists():
+        previous = json.loads(record_path.read_text(encoding="utf-8"))
+        if {k: previous.get(k) for k in ("run", "config", "model")} != json.loads(
+            json.dumps({k: record[k] for k in ("run", "config", "model")})
+        ):
+            raise ValueError(f"{record_path}: written with another model or configuration; cannot resume")
+        done = {t for t, n in zip(targets, rows_in, strict=True) if t.exists() and pq.read_metadata(t).num_rows == n}
+        log(f"resuming: {len(done)} of {len(targets)} partitions already written")
+    write_text_atomic(record_path, json.dumps(record, indent=2))
+    todo = [(s, t) for s, t in zip(sources, targets, strict=True) if t not in done]
+    parts = [PartitionTask(str(s), str(t)) for s, t in todo]
+    log(f"{len(sources)} input files, {sum(rows_in):,} rows; {len(parts)} partitions to write to {out_dir}")
+    with _executor(scheduler, n_workers, log) as executor:
+        written = _run_tasks(executor, evaluator, config, parts, progress)
+    results = dict(zip([t for _, t in todo], written, strict=True))
+    seconds = time.perf_counter() - started
+    counts = [results[t] if t in results else _output_counts(t) for t in targets]
+    n_rows = sum(c["rows"] for c in counts)
+    record.update(
+        status="complete",
+        n_files=len(targets),
+        n_rows=n_rows,
+        n_outside_training_domain=sum(c["outside"] for c in counts),
+        n_missing_inputs=sum(c["missing"] for c in counts),
+        seconds=seconds,
+        rows_per_second=n_rows / seconds if seconds > 0 else None,
+        partitions=counts,
+    )
+    write_text_atomic(record_path, json.dumps(record, indent=2))
+    log(
+        f"zero-point offsets written for {n_rows:,} rows in {len(targets)} files ({seconds:.1f} s); "
+        f"{record['n_outside_training_domain']:,} outside the training domain, "
+        f"{record['n_missing_inputs']:,} with a missing input"
+    )
+    return record
+
+
+def add_zeropoint_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``zpdist zeropoint`` and its options."""
+    defaults = ZeroPointConfig()
+    p = subparsers.add_parser(
+        "zeropoint",
+        help="apply a trained offset model to a large Gaia-like Parquet table with dask",
+        description="Evaluate a run's parallax zero-point model on every row of a partitioned Parquet table "
+        "(G, BP-RP, Teff columns), one output file per input file, same names and row order, in OUT_DIR: "
+        "zp_offset_mas (dropout off), zp_offset_err_mas (Monte-Carlo dropout spread and the fitted level's "
+        "statistical error in quadrature), zp_offset_err_mc_mas (the spread alone) and "
+        "zp_outside_training_domain (inputs outside the training stars' range, or missing). "
+        "OUT_DIR/zeropoint.json records the configuration, the model and the counts. Without --scheduler, a "
+        "local dask cluster of --workers processes is started.",
+    )
+    p.add_argument("--run", required=True, type=Path, metavar="RUN_DIR", help="training run folder (holds model.pt)")
+    p.add_argument(
+        "--input",
+        required=True,
+        metavar="GLOB",
+        help="glob of input Parquet files, quoted (e.g. 'gaia/*.parquet'), or a folder",
+    )
+    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="output folder")
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="dask scheduler address (tcp://HOST:8786) of a running cluster, or 'threads' / 'synchronous' to run "
+        "in this process (default: start a local cluster)",
+    )
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one per core)"
+    )
+    p.add_argument(
+        "--mc-samples",
+        type=int,
+        default=defaults.mc_samples,
+        help=f"Monte-Carlo dropout passes (default {defaults.mc_samples})",
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the dropout masks (default 0)")
+    columns = defaults.columns
+    p.add_argument("--g-column", default=columns.g, help=f"G magnitude column (default {columns.g})")
+    p.add_argument("--bp-rp-column", default=columns.bp_rp, help=f"BP-RP colour column (default {columns.bp_rp})")
+    p.add_argument("--teff-column", default=columns.teff, help=f"Teff column in K (default {columns.teff})")
+    p.add_argument(
+        "--id-column",
+        default=columns.source_id,
+        help=f"identifier copied to the output when present (default {columns.source_id})",
+    )
+    p.add_argument("--keep-input-columns", action="store_true", help="copy every input column to the output")
+    p.add_argument(
+        "--batch-rows",
+        type=int,
+        default=defaults.batch_rows,
+        help=f"rows per read/evaluate/write step (memory bound; default {defaults.batch_rows})",
+    )
+    p.add_argument("--resume", action="store_true", help="keep partitions already written by an interrupted run")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_zeropoint(args: argparse.Namespace) -> None:
+    """Run ``zpdist zeropoint``."""
+    config = ZeroPointConfig(
+        columns=ZeroPointColumns(args.g_column, args.bp_rp_column, args.teff_column, args.id_column or None),
+        mc_samples=args.mc_samples,
+        seed=args.seed,
+        batch_rows=args.batch_rows,
+        keep_input_columns=args.keep_input_columns,
+    )
+    apply_offset_model(
+        args.run,
+        args.input,
+        args.out,
+        config,
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        resume=args.resume,
+        progress=not args.quiet,
+    )

@@ -1,0 +1,248 @@
+"""Applying a trained offset model to partitioned Parquet with dask (zpdist.zeropoint and `zpdist zeropoint`)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from zpdist.cli import main
+from zpdist.io.tables import TableError
+from zpdist.mock.config import InjectedOffset, MockConfig
+from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
+from zpdist.mock.generate import write_mock
+from zpdist.nn.infer import MODEL_FILE, deterministic_offset, load_model, save_model
+from zpdist.nn.train import TrainConfig, train
+from zpdist.zeropoint import (
+    ZEROPOINT_FILE,
+    OffsetEvaluator,
+    ZeroPointColumns,
+    ZeroPointConfig,
+    apply_offset_model,
+)
+
+INPUTS = ["phot_g_mean_mag", "bp_rp", "teff_val"]
+CPU = torch.device("cpu")
+QUIET = {"progress": False, "log": lambda message: None}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two-epoch labels-mode runs, multivariate and constant, on 2,000 mock stars."""
+    folder = tmp_path_factory.mktemp("zp_mock")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        offset = InjectedOffset(model="multivariate")
+        write_mock(MockConfig(n_stars=2000, seed=1, write_spectra=False, offset=offset), folder, progress=False)
+        out = {}
+        for kind in ("multivariate", "constant"):
+            config = TrainConfig(mode="labels", offset_model=kind, epochs=2, device="cpu", offset_mc_passes=20,
+                                 fit_mc_samples=3)  # fmt: skip
+            out[kind] = folder / kind
+            train(folder / "allstar.fits", out[kind], config, progress=False, log=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def gaia(tmp_path_factory) -> Path:
+    """3 partitions × 2,000 rows of the synthetic Gaia-like catalog."""
+    folder = tmp_path_factory.mktemp("zp_gaia")
+    write_gaia_catalog(GaiaCatalogConfig(n_rows=6000, partition_rows=2000, seed=11), folder, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(runs, gaia, tmp_path_factory) -> Path:
+    """The multivariate run applied with the synchronous scheduler, in batches smaller than a partition."""
+    out = tmp_path_factory.mktemp("zp_ref")
+    config = ZeroPointConfig(mc_samples=30, seed=4, batch_rows=700, mc_block=1000)
+    apply_offset_model(runs["multivariate"], f"{gaia}/*.parquet", out, config, scheduler="synchronous", **QUIET)
+    return out
+
+
+def read(folder: Path) -> dict[str, pd.DataFrame]:
+    return {p.name: pq.read_table(p).to_pandas() for p in sorted(folder.glob("*.parquet"))}
+
+
+def inputs_of(frame: pd.DataFrame) -> np.ndarray:
+    return frame[INPUTS].to_numpy(np.float32)
+
+
+def test_every_row_once_in_order_with_the_models_values(runs, gaia, reference):
+    model, _ = load_model(runs["multivariate"], CPU)
+    source, output = read(gaia), read(reference)
+    assert list(output) == list(source)
+    for name, frame in source.items():
+        out = output[name]
+        np.testing.assert_array_equal(out["source_id"].to_numpy(), frame["source_id"].to_numpy())
+        expected = deterministic_offset(model, inputs_of(frame), len(frame), CPU)
+        np.testing.assert_array_equal(np.isnan(out["zp_offset_mas"]), np.isnan(expected))
+        np.testing.assert_allclose(out["zp_offset_mas"], expected, rtol=1e-5, atol=1e-7, equal_nan=True)
+    record = json.loads((reference / ZEROPOINT_FILE).read_text())
+    assert record["status"] == "complete" and record["n_rows"] == 6000 and record["n_files"] == 3
+    assert record["n_missing_inputs"] == sum(int(np.isnan(inputs_of(f)).any(1).sum()) for f in source.values())
+    assert record["config"]["columns"]["teff"] == "teff_val"
+
+
+def test_mc_spread_equals_direct_torch_passes(runs, gaia, reference):
+    """The folded-weights evaluation equals torch's MLP with the same dropout masks, pass by pass."""
+    model, metadata = load_model(runs["multivariate"], CPU)
+    frame = read(gaia)["part-00001.parquet"]
+    out = read(reference)["part-00001.parquet"]
+    valid = np.isfinite(inputs_of(frame)).all(1)
+    mlp, keep = model.offset_mlp, 1.0 - model.config.dropout
+    rng = np.random.default_rng(4)
+    mask1 = torch.as_tensor((rng.random((30, 32)) < keep) / keep, dtype=torch.float32)
+    mask2 = torch.as_tensor((rng.random((30, 16)) < keep) / keep, dtype=torch.float32)
+    with torch.no_grad():
+        z = torch.as_tensor(inputs_of(frame)[valid])
+        h1 = mlp.stem((z - model.offset_input_mean) / model.offset_input_std)
+        passes = torch.stack([mlp.out(torch.tanh(mlp.dense2(h1 * m1)) * m2).squeeze(-1) for m1, m2 in
+                              zip(mask1, mask2, strict=True)], 1).double().numpy()  # fmt: skip
+    spread = out["zp_offset_err_mc_mas"].to_numpy()
+    np.testing.assert_allclose(spread[valid], passes.std(1), rtol=1e-4, atol=1e-7)
+    assert (spread[valid] > 0).all() and np.isnan(spread[~valid]).all()
+    level = metadata["summary"]["offset_uas_err_stat"] / 1000
+    np.testing.assert_allclose(out["zp_offset_err_mas"][valid], np.hypot(passes.std(1), level), rtol=1e-4)
+
+
+def test_monte_carlo_reproducible_with_seed(runs, gaia):
+    inputs = inputs_of(read(gaia)["part-00000.parquet"])
+    first, _ = OffsetEvaluator.from_run(runs["multivariate"], 20, seed=9)
+    again, _ = OffsetEvaluator.from_run(runs["multivariate"], 20, seed=9)
+    other, _ = OffsetEvaluator.from_run(runs["multivariate"], 20, seed=10)
+    a, b, c = (e.evaluate(inputs)["zp_offset_err_mc_mas"] for e in (first, again, other))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c, equal_nan=True)
+    blocked = first.evaluate(inputs, mc_block=37)["zp_offset_err_mc_mas"]
+    np.testing.assert_allclose(blocked, a, rtol=1e-5)  # same masks whatever the blocking (float32 rounding aside)
+
+
+def test_domain_flag(runs, tmp_path):
+    _, metadata = load_model(runs["multivariate"], CPU)
+    lo, hi = np.asarray(metadata["offset_input_range"]).T
+    mid = (lo + hi) / 2
+    rows = [mid, lo, hi]
+    for i in range(3):
+        for edge, step in ((lo, -1.0), (hi, 1.0)):
+            row = mid.copy()
+            row[i] = edge[i] + step * (0.01 if i < 2 else 10.0)
+            rows.append(row)
+    with_nan = mid.copy()
+    with_nan[2] = np.nan
+    rows.append(with_nan)
+    table = pd.DataFrame(np.array(rows), columns=INPUTS)
+    table.to_parquet(tmp_path / "edge.parquet")
+    apply_offset_model(runs["multivariate"], tmp_path / "edge.parquet", tmp_path / "out", scheduler="synchronous",
+                       **QUIET)  # fmt: skip
+    out = pq.read_table(tmp_path / "out" / "edge.parquet").to_pandas()
+    assert out["zp_outside_training_domain"].tolist() == [False] * 3 + [True] * 7
+    assert np.isfinite(out["zp_offset_mas"][:9]).all() and np.isnan(out["zp_offset_mas"][9])
+    assert "source_id" not in out  # absent from the input: nothing copied
+
+
+def test_constant_model_writes_its_constant(runs, gaia, tmp_path):
+    record = apply_offset_model(runs["constant"], gaia, tmp_path, scheduler="threads", **QUIET)
+    model, metadata = load_model(runs["constant"], CPU)
+    for name, out in read(tmp_path).items():
+        assert len(out) == 2000 and out["source_id"].equals(read(gaia)[name]["source_id"])
+        np.testing.assert_allclose(out["zp_offset_mas"], float(model.offset_mas.detach()), rtol=1e-6)
+        np.testing.assert_allclose(out["zp_offset_err_mas"], metadata["summary"]["offset_uas_err"] / 1000, rtol=1e-6)
+        assert not out["zp_outside_training_domain"].any()
+    assert record["model"]["offset_model"] == "constant"
+
+
+def test_real_local_cluster_gives_identical_output(runs, gaia, reference, tmp_path):
+    from distributed import LocalCluster
+
+    config = ZeroPointConfig(mc_samples=30, seed=4)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        apply_offset_model(runs["multivariate"], f"{gaia}/*.parquet", tmp_path, config,
+                           scheduler=cluster.scheduler_address, **QUIET)  # fmt: skip
+    for name, frame in read(tmp_path).items():
+        pd.testing.assert_frame_equal(frame, read(reference)[name])
+
+
+def test_default_scheduler_starts_a_local_cluster(runs, gaia, reference, tmp_path):
+    record = apply_offset_model(runs["multivariate"], gaia, tmp_path, ZeroPointConfig(mc_samples=30, seed=4), **QUIET)
+    assert record["n_rows"] == 6000
+    for name, frame in read(tmp_path).items():
+        pd.testing.assert_frame_equal(frame, read(reference)[name])
+
+
+def test_keep_input_columns(runs, gaia, tmp_path):
+    config = ZeroPointConfig(mc_samples=5, keep_input_columns=True)
+    apply_offset_model(runs["multivariate"], gaia, tmp_path, config, scheduler="synchronous", **QUIET)
+    out = pq.read_table(tmp_path / "part-00002.parquet")
+    assert out.column_names[:6] == pq.read_schema(gaia / "part-00002.parquet").names
+    assert out.column_names[6:] == ["zp_offset_mas", "zp_offset_err_mas", "zp_offset_err_mc_mas",
+                                    "zp_outside_training_domain"]  # fmt: skip
+
+
+def test_resume_skips_written_partitions_and_checks_configuration(runs, gaia, tmp_path):
+    config = ZeroPointConfig(mc_samples=5)
+    apply_offset_model(runs["multivariate"], gaia, tmp_path, config, scheduler="synchronous", **QUIET)
+    kept = tmp_path / "part-00000.parquet"
+    (tmp_path / "part-00001.parquet").unlink()
+    before = kept.stat().st_mtime_ns
+    record = apply_offset_model(runs["multivariate"], gaia, tmp_path, config, scheduler="synchronous", resume=True,
+                                **QUIET)  # fmt: skip
+    assert kept.stat().st_mtime_ns == before and (tmp_path / "part-00001.parquet").exists()
+    assert record["n_rows"] == 6000 and [p["rows"] for p in record["partitions"]] == [2000] * 3
+    with pytest.raises(ValueError, match="another model or configuration"):
+        apply_offset_model(runs["multivariate"], gaia, tmp_path, ZeroPointConfig(mc_samples=6), resume=True,
+                           scheduler="synchronous", **QUIET)  # fmt: skip
+
+
+def test_bad_inputs_have_clear_errors(runs, gaia, tmp_path):
+    run = runs["multivariate"]
+    with pytest.raises(FileNotFoundError, match="no input files match"):
+        apply_offset_model(run, tmp_path / "nothing*.parquet", tmp_path / "o1", scheduler="synchronous", **QUIET)
+    renamed = ZeroPointConfig(columns=ZeroPointColumns(teff="teff_gspphot"))
+    with pytest.raises(TableError, match=r"part-00000\.parquet: missing column\(s\) teff_gspphot"):
+        apply_offset_model(run, gaia, tmp_path / "o2", renamed, scheduler="synchronous", **QUIET)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.parquet").write_text("source_id,bp_rp\n1,2\n")
+    with pytest.raises(TableError, match=r"x\.parquet: not a readable Parquet file"):
+        apply_offset_model(run, tmp_path / "bad", tmp_path / "o3", scheduler="synchronous", **QUIET)
+    with pytest.raises(ValueError, match="overwrite the inputs"):
+        apply_offset_model(run, gaia, gaia, scheduler="synchronous", **QUIET)
+    with pytest.raises(ValueError, match="mc_samples"):
+        ZeroPointConfig(mc_samples=1)
+
+
+def test_old_run_without_training_domain(runs, tmp_path):
+    model, metadata = load_model(runs["multivariate"], CPU)
+    del metadata["offset_input_range"]
+    save_model(tmp_path / MODEL_FILE, model, metadata)
+    with pytest.raises(ValueError, match="offset_input_range"):
+        OffsetEvaluator.from_run(tmp_path, 10, 0)
+
+
+def test_cli_end_to_end(runs, gaia, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["zeropoint", "--run", str(runs["multivariate"]), "--input", f"{gaia}/part-*.parquet", "--out", str(out),
+            "--scheduler", "synchronous", "--mc-samples", "10", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "6,000 rows in 3 files" in capsys.readouterr().out
+    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(p.name for p in gaia.glob("*.parquet"))
+    assert json.loads((out / ZEROPOINT_FILE).read_text())["config"]["mc_samples"] == 10
+    assert main([*argv[:-1], "--teff-column", "teff_gspphot", "--out", str(tmp_path / "o2")]) == 2
+    assert "missing column(s) teff_gspphot" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["zeropoint", "--help"])
+    text = capsys.readouterr().out
+    assert "zp_outside_training_domain" in text and "--scheduler" in text and "--teff-column" in text
+
+
+def test_output_is_valid_arrow_schema(reference):
+    schema = pq.read_schema(reference / "part-00000.parquet")
+    assert schema.field("zp_offset_mas").type == pa.float32()
+    assert schema.field("zp_outside_training_domain").type == pa.bool_()
