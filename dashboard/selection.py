@@ -73,7 +73,7 @@ class SelectionControls(pn.viewable.Viewer):
                 "Downloads need the server route: run `zpdist serve`, or add `--plugins zpdist.dashboard.routes`."
             )
         else:
-            self.link = ""
+            self.link = f"Choose a format and prepare the download of the {n} selected stars."
 
     def _reset(self, event: param.parameterized.Event | None = None) -> None:
         self.state.selection = None

@@ -83,6 +83,7 @@ def test_download_controls_follow_the_selection(state, tmp_path, monkeypatch):
     state.selection = Selection("x_gc", "y_gc", bounds=(-10, -3, -6, 3))
     n = int(state.selected.sum())
     assert n > 0 and not controls._prepare.disabled and f"**{n}** stars selected" in controls._count.object
+    assert f"prepare the download of the {n} selected stars" in controls.link
     controls.fmt = "Parquet"
     controls._write()
     (written,) = tmp_path.glob("zpdist-selection-*.parquet")
