@@ -1,4 +1,4 @@
-"""The ``zpdist`` command: mock / train / predict / demo / serve / mock-gaia / zeropoint.
+"""The ``zpdist`` command: mock / train / predict / demo / serve / mock-gaia / zeropoint / ingest / select / fetch.
 
 Run ``zpdist COMMAND --help`` for each command's options.
 """
@@ -124,12 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_mock, _add_train, _add_predict, _add_demo):
         add(sub)
     from zpdist.dashboard.serve import add_serve_parser
+    from zpdist.fetch import add_fetch_parser
+    from zpdist.ingest.cli import add_ingest_parser
     from zpdist.mock.gaia_catalog import add_mock_gaia_parser
+    from zpdist.select_table import add_select_parser
     from zpdist.zeropoint import add_zeropoint_parser
 
-    add_serve_parser(sub)
-    add_mock_gaia_parser(sub)
-    add_zeropoint_parser(sub)
+    for add in (add_serve_parser, add_mock_gaia_parser, add_zeropoint_parser, add_ingest_parser, add_select_parser,
+                add_fetch_parser):  # fmt: skip
+        add(sub)
     return parser
 
 
@@ -200,6 +203,24 @@ def _run_zeropoint(args: argparse.Namespace) -> None:
     run_zeropoint(args)
 
 
+def _run_ingest(args: argparse.Namespace) -> None:
+    from zpdist.ingest.cli import run_ingest
+
+    run_ingest(args)
+
+
+def _run_select(args: argparse.Namespace) -> None:
+    from zpdist.select_table import run_select
+
+    run_select(args)
+
+
+def _run_fetch(args: argparse.Namespace) -> None:
+    from zpdist.fetch import run_fetch
+
+    run_fetch(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (2 with a one-line message on bad input)."""
     from zpdist.io.spectra import SpectraError
@@ -210,11 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("default", category=UserWarning)
     runners = {
         "mock": _run_mock, "train": _run_train, "predict": _run_predict, "demo": _run_demo, "serve": _run_serve,
-        "mock-gaia": _run_mock_gaia, "zeropoint": _run_zeropoint,
+        "mock-gaia": _run_mock_gaia, "zeropoint": _run_zeropoint, "ingest": _run_ingest, "select": _run_select,
+        "fetch": _run_fetch,
     }  # fmt: skip
     try:
         runners[args.command](args)
-    except (TableError, SpectraError, EmptySelectionError, FileNotFoundError, ValueError) as exc:
+    except (TableError, SpectraError, EmptySelectionError, OSError, ValueError) as exc:
         print(f"zpdist {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
