@@ -67,6 +67,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--labels", help="labels-mode inputs, comma-separated canonical names (default teff,logg,fe_h,"
                    "alpha_m or mg_fe)")  # fmt: skip
+    p.add_argument(
+        "--luminosity-head", choices=("auto", "softplus", "log_linear"), default="auto",
+        help="L = scale·softplus(raw) (the paper's head) or scale·exp(w·x + raw) with a dropout-free linear term; "
+        "auto: softplus in spectra mode, log_linear in labels mode",
+    )  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
     p.add_argument("--batch-size", type=int, default=64, help="stars per step (default 64)")
@@ -164,6 +169,7 @@ def _run_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         label_columns=tuple(args.labels.split(",")) if args.labels else None,
+        luminosity_head=args.luminosity_head,
     )
     train(args.table, args.out, config, spectra_path=args.spectra, resume=args.resume, progress=not args.quiet)
     print(f"run written to {args.out}")

@@ -74,11 +74,13 @@ def predict_catalog(
         if spectra_path is None:
             raise ValueError(f"{run_dir}: this is a spectra-mode model; give --spectra FILE")
         with SpectraReader(spectra_path, expected_rows=len(table)) as reader:
+            has_spectrum = reader.has_spectrum
             chunks = reader.iter_chunks(SPECTRA_CHUNK_ROWS)
             total = -(-reader.n_rows // SPECTRA_CHUNK_ROWS)
             for start, block in tqdm(chunks, total=total, desc="predicting", unit="chunk", disable=not progress):
                 np.nan_to_num(block, copy=False, nan=1.0)
                 rows = np.arange(start, start + len(block))
+                block[~has_spectrum[rows]] = np.nan  # no spectrum: no NN prediction (NaN in the catalog)
                 z = None if offsets is None else offsets[rows]
                 prediction.fill(rows, mc_predict(model, block, z, mc_samples, torch_device, max_rows))
     catalog = build_catalog(table, prediction, frame)

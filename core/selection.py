@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from zpdist.io.columns import XFE_COLUMNS
 from zpdist.photometry import fakemag_to_log_solar_luminosity, mag_parallax_to_fakemag
 
 #: Columns a multivariate offset model needs.
@@ -168,3 +169,85 @@ def require_nonempty(keep: np.ndarray, report: Sequence[CutResult], source: str)
     """Raise :class:`EmptySelectionError` naming the file and listing the cuts if nothing passed."""
     if not keep.any():
         raise EmptySelectionError(f"{source}: no star passes the cuts\n{format_report(report, len(keep))}")
+
+
+#: Abundances an abundance map shows (METHOD §7): [Fe/H] and the 15 [X/Fe].
+MAP_ELEMENTS: tuple[str, ...] = ("fe_h", *XFE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class MapCuts:
+    """The paper's abundance-map cuts (METHOD §7); every threshold configurable.
+
+    The first two need a zpdist catalog (``z_gc``, ``dist``, ``dist_error`` from ``zpdist predict``);
+    :func:`apply_cuts` skips them, with the reason, on tables without those columns.
+
+    Attributes
+    ----------
+    max_abs_z : float
+        Keep |z| below this (kpc), z being the Galactocentric height ``z_gc``.
+    min_dist_over_error : float
+        Keep d/σ_d above this (``dist``/``dist_error``).
+    max_logg_err : float
+        Keep σ_log g below this (dex).
+    max_fe_h_err : float
+        Keep σ_[Fe/H] below this (dex).
+    max_x_h_err : float
+        Keep σ_[X/H] of :attr:`element` below this (dex); see :func:`x_h_error`.
+    element : str
+        The abundance mapped, one of :data:`MAP_ELEMENTS` (``fe_h``, ``mg_fe``, ...).
+    """
+
+    max_abs_z: float = 0.3
+    min_dist_over_error: float = 5.0
+    max_logg_err: float = 0.2
+    max_fe_h_err: float = 0.05
+    max_x_h_err: float = 0.1
+    element: str = "fe_h"
+
+    def __post_init__(self) -> None:
+        if self.element not in MAP_ELEMENTS:
+            raise ValueError(f"unknown map element {self.element!r}; choose one of {', '.join(MAP_ELEMENTS)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def x_h_error(table: pd.DataFrame, element: str) -> np.ndarray:
+    """σ_[X/H] (dex) of ``element``: its ``<element>_err`` column (``fe_h_err`` for [Fe/H]).
+
+    APOGEE's ``X_FE_ERR`` is the uncertainty of [X/H]: in DR14 it equals ``X_H_ERR`` element by element
+    (checked on the real TwoFace rows), so it is used as it is, without adding σ_[Fe/H].
+    """
+    return table[f"{element}_err"].to_numpy(float)
+
+
+def map_cuts(cuts: MapCuts) -> list[Cut]:
+    """The list of abundance-map cuts, in the order of METHOD §7."""
+    return [
+        Cut(
+            f"|z_gc| < {cuts.max_abs_z:g} kpc",
+            ("z_gc",),
+            lambda t: np.abs(t["z_gc"].to_numpy(float)) < cuts.max_abs_z,
+        ),
+        Cut(
+            f"dist/dist_error > {cuts.min_dist_over_error:g}",
+            ("dist", "dist_error"),
+            lambda t: t["dist"].to_numpy(float) / t["dist_error"].to_numpy(float) > cuts.min_dist_over_error,
+        ),
+        Cut(
+            f"logg_err < {cuts.max_logg_err:g} dex",
+            ("logg_err",),
+            lambda t: t["logg_err"].to_numpy(float) < cuts.max_logg_err,
+        ),
+        Cut(
+            f"fe_h_err < {cuts.max_fe_h_err:g} dex",
+            ("fe_h_err",),
+            lambda t: t["fe_h_err"].to_numpy(float) < cuts.max_fe_h_err,
+        ),
+        Cut(
+            f"[X/H] error < {cuts.max_x_h_err:g} dex ({cuts.element}_err)",
+            (f"{cuts.element}_err",),
+            lambda t: x_h_error(t, cuts.element) < cuts.max_x_h_err,
+        ),
+    ]

@@ -33,7 +33,7 @@ import glob
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 from zpdist import __version__
 from zpdist.io.atomic import atomic_path, write_text_atomic
 from zpdist.io.tables import TableError
+from zpdist.parallel import dask_executor
 
 ZEROPOINT_FILE = "zeropoint.json"
 #: Columns written for every input row.
@@ -55,7 +56,6 @@ OUTPUT_FIELDS = (
     pa.field("zp_offset_err_mc_mas", pa.float32()),
     pa.field("zp_outside_training_domain", pa.bool_()),
 )
-LOCAL_SCHEDULERS = ("threads", "synchronous")
 
 
 @dataclass(frozen=True)
@@ -361,35 +361,6 @@ def process_partition(evaluator: OffsetEvaluator, config: ZeroPointConfig, parti
     return counts
 
 
-@contextlib.contextmanager
-def _executor(
-    scheduler: str | object | None, n_workers: int | None, log: Callable[[str], None]
-) -> Iterator[str | object]:
-    """Yield a ``distributed.Client`` (new LocalCluster, given address or Client) or a local scheduler name."""
-    if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
-        yield scheduler
-        return
-    from distributed import Client, LocalCluster
-
-    if isinstance(scheduler, Client):
-        yield scheduler
-        return
-    with contextlib.ExitStack() as stack:
-        if scheduler is None:
-            from dask.system import CPU_COUNT
-
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=n_workers or CPU_COUNT, threads_per_worker=1, processes=True, dashboard_address=":0"
-                )
-            )
-            client = stack.enter_context(Client(cluster))
-        else:
-            client = stack.enter_context(Client(scheduler))
-        log(f"dask scheduler {client.scheduler.address}, dashboard {client.dashboard_link}")
-        yield client
-
-
 def _run_tasks(
     executor: str | object,
     evaluator: OffsetEvaluator,
@@ -527,7 +498,7 @@ def apply_offset_model(
     todo = [(s, t) for s, t in zip(sources, targets, strict=True) if t not in done]
     parts = [PartitionTask(str(s), str(t)) for s, t in todo]
     log(f"{len(sources)} input files, {sum(rows_in):,} rows; {len(parts)} partitions to write to {out_dir}")
-    with _executor(scheduler, n_workers, log) as executor:
+    with dask_executor(scheduler, n_workers, log) as executor:
         written = _run_tasks(executor, evaluator, config, parts, progress)
     results = dict(zip([t for _, t in todo], written, strict=True))
     seconds = time.perf_counter() - started

@@ -12,6 +12,7 @@ import torch
 
 from zpdist.galactocentric import radec_distance_to_galactocentric
 from zpdist.io.catalog import read_catalog
+from zpdist.io.spectra import SpectraReader, SpectraWriter
 from zpdist.nn.train import TrainConfig, train
 from zpdist.pipeline import predict_catalog, run_demo
 
@@ -105,6 +106,24 @@ def test_spectra_mode_trains_and_predicts(small_mock, tmp_path):
     )
     catalog, _ = read_catalog(path)
     assert len(catalog) == 3000 and np.isfinite(catalog["dist"]).all()
+
+
+def test_rows_without_a_spectrum_are_cut_from_training_and_get_no_prediction(small_mock, tmp_path):
+    with SpectraReader(small_mock.spectra) as reader:
+        spectra = reader.read_rows(np.arange(reader.n_rows))
+    has_spectrum = np.arange(len(spectra)) >= 1000
+    spectra[~has_spectrum] = 1.0
+    path = tmp_path / "partial.h5"
+    with SpectraWriter(path, len(spectra), presence=True) as writer:
+        writer.write(0, spectra, has_spectrum=has_spectrum)
+    config = TrainConfig(mode="spectra", epochs=1, device="cpu", fit_mc_samples=2, offset_mc_passes=10)
+    summary = train(small_mock.allstar, tmp_path / "run", config, spectra_path=path, **QUIET)
+    cut = next(c for c in summary["cuts"] if "has_spectrum" in c["name"])
+    assert cut["removed"] > 0 and summary["n_train"] + summary["n_val"] == cut["remaining"]
+    catalog, _ = read_catalog(predict_catalog(tmp_path / "run", small_mock.allstar, tmp_path / "c.parquet", path,
+                                              mc_samples=2, **QUIET))  # fmt: skip
+    assert np.isnan(catalog["fakemag"].to_numpy()[:1000]).all()
+    assert np.isfinite(catalog["fakemag"].to_numpy()[1000:]).all()
 
 
 def test_multivariate_offset_is_a_function_of_colour_magnitude_teff(small_mock, tmp_path):

@@ -55,7 +55,7 @@ APOGEE_FIELDS: dict[str, tuple[str, ...]] = {
     "m_h": ("M_H",),
     "alpha_m": ("ALPHA_M",),
     "alpha_m_err": ("ALPHA_M_ERR",),
-    "mass": ("MCORR",),  # asteroseismic mass (M_sun) of APOKASC-2-like tables, usable as a labels-mode input
+    "mass": ("MCORR", "MASS"),  # asteroseismic mass (M_sun) of APOKASC-2-like tables, usable as a labels-mode input
 }
 for _el in ELEMENTS:
     APOGEE_FIELDS[f"{_el.lower()}_fe"] = (f"{_el}_FE",)

@@ -88,7 +88,22 @@ def _open_fits_table(path: Path) -> Iterator:
         hdul.close()
 
 
-def _read_raw(path: Path, columns: list[str]) -> pd.DataFrame:
+def read_columns(path: str | os.PathLike, columns: list[str]) -> pd.DataFrame:
+    """Columns of a table file exactly as stored (names, dtypes and −9999 markers untouched).
+
+    Parameters
+    ----------
+    path : path-like
+        A FITS (first table HDU, memory-mapped), Parquet or CSV file.
+    columns : list of str
+        Names as they appear in the file.
+
+    Raises
+    ------
+    TableError
+        If the file cannot be read or a column is not one value per row.
+    """
+    path = Path(path)
     suffix = _suffix(path)
     if suffix in (".parquet", ".pq", ".csv"):
         with _reader_errors(path):
@@ -169,7 +184,7 @@ def read_table(
         if name not in mapping and not (name == "bp_rp" and {"phot_bp_mean_mag", "phot_rp_mean_mag"} <= set(mapping)):
             aliases = APOGEE_FIELDS.get(name) or GAIA_FIELDS.get(name) or (name,)
             raise TableError(f"{path}: required column {name!r} is missing (looked for {', '.join(aliases)})")
-    raw = _read_raw(path, list(dict.fromkeys(mapping.values())))
+    raw = read_columns(path, list(dict.fromkeys(mapping.values())))
     frame = _canonicalise(raw, mapping)
     frame.attrs["source"] = str(path)
     frame.attrs["column_map"] = mapping

@@ -39,6 +39,10 @@ class ModelConfig:
         Dropout rate, kept on at inference for Monte-Carlo dropout.
     init_std : float
         Standard deviation of the normal weight initialisation.
+    luminosity_head : {"auto", "softplus", "log_linear"}
+        How the features become L. "softplus": L = scale · softplus(raw), the paper's head.
+        "log_linear": L = scale · exp(w·x + raw), with a dropout-free linear term in the standardised
+        inputs x (labels or pixels). "auto": log_linear in labels mode, softplus in spectra mode.
     """
 
     mode: Literal["spectra", "labels"] = "spectra"
@@ -46,6 +50,16 @@ class ModelConfig:
     n_inputs: int = N_PIXELS
     dropout: float = 0.3
     init_std: float = 0.05
+    luminosity_head: Literal["auto", "softplus", "log_linear"] = "auto"
+
+    @property
+    def uses_log_linear(self) -> bool:
+        """Whether L has the multiplicative log-linear form (see ``luminosity_head``)."""
+        if self.luminosity_head == "auto":
+            return self.mode == "labels"
+        if self.luminosity_head not in ("softplus", "log_linear"):
+            raise ValueError(f"unknown luminosity head {self.luminosity_head!r}; use auto, softplus or log_linear")
+        return self.luminosity_head == "log_linear"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,11 +133,14 @@ class ZeroPointNet(nn.Module):
     in the checkpoint). ``fakemag_scale`` sets the natural size of L and σ_L² = scale² · exp(raw_s).
 
     - spectra mode (the paper): L = scale · softplus(raw);
-    - labels mode (ours): L = scale · exp(w·x + raw), a log-linear term in the standardised labels
-      plus the MLP's correction. To first order log L is linear in the labels (log L = log M +
-      4 log T_eff − log g, and BC_K is smooth in T_eff), so the network extrapolates like the physics
+    - labels mode (ours), or ``luminosity_head="log_linear"``: L = scale · exp(w·x + raw), a
+      dropout-free log-linear term in the standardised inputs plus the network's correction. To first
+      order log L is linear in the labels (log L = log M + 4 log T_eff − log g, and BC_K is smooth in
+      T_eff), so the network extrapolates like the physics
       to the luminous giants, which are all distant and where L is nearly degenerate with the
       zero-point; a softplus MLP there under-predicts L by a few per cent and biases Δϖ.
+      The same happens to the paper's spectra network on the mock: dropout shrinks its L towards
+      the mean, under-predicting the luminous giants (log L > 2) by 6–8 %.
 
     Parameters
     ----------
@@ -137,7 +154,7 @@ class ZeroPointNet(nn.Module):
         self.branch = SpectraBranch(n, config.dropout) if config.mode == "spectra" else LabelsBranch(n, config.dropout)
         self.fakemag_head = nn.Linear(64, 1)
         self.log_var_head = nn.Linear(64, 1)
-        self.log_linear = nn.Linear(n, 1) if config.mode == "labels" else None
+        self.log_linear = nn.Linear(n, 1) if config.uses_log_linear else None
         if config.offset_model == "constant":
             self.offset_mas = nn.Parameter(torch.zeros(()))
             self.offset_mlp = None

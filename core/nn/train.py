@@ -89,6 +89,9 @@ class TrainConfig:
         Monte-Carlo samples per star for the σ_NN entering the statistical error.
     cuts : TrainingCuts
         The training-set cuts.
+    luminosity_head : {"auto", "softplus", "log_linear"}
+        L's output form (see :class:`zpdist.nn.model.ModelConfig`); "auto" is the paper's softplus
+        in spectra mode and the log-linear head in labels mode.
     """
 
     mode: Literal["spectra", "labels"] = "spectra"
@@ -108,6 +111,7 @@ class TrainConfig:
     offset_mc_passes: int = 1000
     fit_mc_samples: int = 30
     cuts: TrainingCuts = field(default_factory=TrainingCuts)
+    luminosity_head: Literal["auto", "softplus", "log_linear"] = "auto"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,7 +132,7 @@ class _Arrays:
         return self.inputs[index], z, self.k_corr[index], self.parallax[index], self.parallax_error[index]
 
 
-def _prepare_table(table_path: Path, config: TrainConfig, log: Callable[[str], None]):
+def _prepare_table(table_path: Path, config: TrainConfig, log: Callable[[str], None], spectra_path: Path | None = None):
     table = read_table(table_path, required=("k",), require_gaia=True)
     if not np.isfinite(table["parallax"].to_numpy(float)).any():
         column = table.attrs["column_map"]["parallax"]
@@ -138,6 +142,10 @@ def _prepare_table(table_path: Path, config: TrainConfig, log: Callable[[str], N
     if n_flagged:
         log(f"A_K missing or negative for {n_flagged} of {len(table)} stars: used A_K = 0 (flagged)")
     extra: tuple[str, ...] = ()
+    if config.mode == "spectra":
+        with SpectraReader(spectra_path, expected_rows=len(table)) as reader:  # shape check before any work
+            table["has_spectrum"] = np.where(reader.has_spectrum, 1.0, np.nan)
+        extra += ("has_spectrum",)
     if config.mode == "labels":
         extra += data.choose_label_columns(table, config.label_columns)
     if config.offset_model == "multivariate":
@@ -226,9 +234,7 @@ def train(
         raise ValueError("spectra mode needs --spectra FILE (or use --mode labels)")
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    table, keep, report = _prepare_table(table_path, config, log)
-    if config.mode == "spectra":
-        SpectraReader(spectra_path, expected_rows=len(table)).close()  # shape check before any work
+    table, keep, report = _prepare_table(table_path, config, log, spectra_path)
     rows = np.flatnonzero(keep)
     train_idx, val_idx = _split(len(rows), config.validation_fraction, config.seed)
     label_columns = data.choose_label_columns(table, config.label_columns) if config.mode == "labels" else ()
@@ -243,7 +249,11 @@ def train(
     parallax = table["parallax"].to_numpy()[rows]
     parallax_error = table["parallax_error"].to_numpy()[rows]
 
-    model = ZeroPointNet(ModelConfig(config.mode, config.offset_model, inputs.shape[1], config.dropout))
+    model = ZeroPointNet(
+        ModelConfig(
+            config.mode, config.offset_model, inputs.shape[1], config.dropout, luminosity_head=config.luminosity_head
+        )
+    )
     train_fakemag = mag_parallax_to_fakemag(k_corr[train_idx], parallax[train_idx])
     positive = train_fakemag[train_fakemag > 0]
     model.set_statistics(
