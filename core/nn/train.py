@@ -117,6 +117,10 @@ class TrainConfig:
         return asdict(self)
 
 
+#: Training spectra used to fit the principal components of a spectra-mode log-linear term.
+PCA_SAMPLE_ROWS = 8000
+
+
 @dataclass
 class _Arrays:
     """Tensors of the selected stars, on the training device."""
@@ -263,6 +267,9 @@ def train(
         None if offsets is None else torch.as_tensor(offsets[train_idx].mean(0, dtype=np.float64)),
         None if offsets is None else torch.as_tensor(offsets[train_idx].std(0, dtype=np.float64)),
     )
+    if model.projection is not None:
+        sample = np.random.default_rng(config.seed).permutation(train_idx)[:PCA_SAMPLE_ROWS]
+        model.set_projection((torch.as_tensor(inputs[np.sort(sample)]) - model.input_mean) / model.input_std)
     model.to(device)
 
     def arrays(index: np.ndarray) -> _Arrays:
