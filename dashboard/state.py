@@ -19,6 +19,7 @@ import param
 from zpdist.io.catalog import CATALOG_SUFFIXES, read_catalog
 from zpdist.io.columns import ELEMENTS, XFE_COLUMNS
 from zpdist.precision import gaia_fractional_error
+from zpdist.selection import MapCuts, x_h_error
 
 #: A file is a zpdist catalog only if it holds at least one of these columns.
 DEFINING_COLUMNS = ("dist", "nn_parallax", "zp_offset", "fakemag")
@@ -64,12 +65,6 @@ ELEMENT_LABELS: dict[str, str] = {
 }
 
 
-def _x_h_error(frame: pd.DataFrame, element: str) -> np.ndarray:
-    """σ_[X/H] (dex): σ_[Fe/H] for iron, else σ_[X/Fe] and σ_[Fe/H] in quadrature ([X/H] = [X/Fe] + [Fe/H])."""
-    fe = frame["fe_h_err"].to_numpy(float)
-    return fe if element == "fe_h" else np.hypot(frame[f"{element}_err"].to_numpy(float), fe)
-
-
 @dataclass(frozen=True)
 class QualityCut:
     """One of the paper's abundance-map quality cuts (METHOD §7)."""
@@ -79,16 +74,35 @@ class QualityCut:
     keep: Callable[[pd.DataFrame, str], np.ndarray]
 
 
+#: The thresholds of the paper's abundance-map cuts (METHOD §7), shared with ``zpdist select``.
+MAP_CUTS = MapCuts()
+
 #: The abundance-map cuts, offered as toggles: name -> cut. ``columns(element)`` lists what a cut needs.
 QUALITY_CUTS: dict[str, QualityCut] = {
-    "abs_z": QualityCut("|z| < 0.3 kpc", lambda el: ("z_gc",), lambda f, el: np.abs(f["z_gc"].to_numpy(float)) < 0.3),
-    "dist_snr": QualityCut("d/σd > 5", lambda el: ("dist", "dist_error"), lambda f, el: f["dist_over_error"] > 5),
-    "logg_err": QualityCut("σ log g < 0.2", lambda el: ("logg_err",), lambda f, el: f["logg_err"] < 0.2),
-    "fe_h_err": QualityCut("σ[Fe/H] < 0.05", lambda el: ("fe_h_err",), lambda f, el: f["fe_h_err"] < 0.05),
+    "abs_z": QualityCut(
+        f"|z| < {MAP_CUTS.max_abs_z:g} kpc",
+        lambda el: ("z_gc",),
+        lambda f, el: np.abs(f["z_gc"].to_numpy(float)) < MAP_CUTS.max_abs_z,
+    ),
+    "dist_snr": QualityCut(
+        f"d/σd > {MAP_CUTS.min_dist_over_error:g}",
+        lambda el: ("dist", "dist_error"),
+        lambda f, el: f["dist_over_error"] > MAP_CUTS.min_dist_over_error,
+    ),
+    "logg_err": QualityCut(
+        f"σ log g < {MAP_CUTS.max_logg_err:g}",
+        lambda el: ("logg_err",),
+        lambda f, el: f["logg_err"] < MAP_CUTS.max_logg_err,
+    ),
+    "fe_h_err": QualityCut(
+        f"σ[Fe/H] < {MAP_CUTS.max_fe_h_err:g}",
+        lambda el: ("fe_h_err",),
+        lambda f, el: f["fe_h_err"] < MAP_CUTS.max_fe_h_err,
+    ),
     "x_h_err": QualityCut(
-        "σ[X/H] < 0.1",
-        lambda el: ("fe_h_err",) if el == "fe_h" else (f"{el}_err", "fe_h_err"),
-        lambda f, el: _x_h_error(f, el) < 0.1,
+        f"σ[X/H] < {MAP_CUTS.max_x_h_err:g}",
+        lambda el: (f"{el}_err",),
+        lambda f, el: x_h_error(f, el) < MAP_CUTS.max_x_h_err,
     ),
 }
 
