@@ -479,7 +479,7 @@ def apply_offset_model(
     record = {
         "status": "running",
         "run": str(Path(run_dir).resolve()),
-        "input": str(input_glob),
+        "input": str(Path(input_glob).absolute()),  # a glob: absolute, so it resolves from anywhere
         "config": config.to_dict(),
         "model": _model_summary(metadata, evaluator),
         "zpdist_version": __version__,

@@ -1,17 +1,19 @@
 """The zpdist dashboard page: sidebar filters and selection controls, and the Zero-point / Distances / Abundances tabs.
 
-Serve it with ``zpdist serve [--catalog FILE]``, or with
+Serve it with ``zpdist serve [--catalog FILE] [--gaia ZEROPOINT_OUTPUT]``, or with
 ``panel serve dashboard/app.py --plugins zpdist.dashboard.routes`` (the catalog from ``$ZPDIST_CATALOG``, else
-the demo catalog; the plugin adds the download route).
+the demo catalog, and the optional Gaia-scale table from ``$ZPDIST_GAIA``; the plugin adds the download route).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import panel as pn
 
 from zpdist.dashboard.selection import SelectionControls
-from zpdist.dashboard.serve import resolve_catalog_path
+from zpdist.dashboard.serve import GAIA_ENV, resolve_catalog_path
 from zpdist.dashboard.state import (
     QUALITY_CUTS,
     RANGE_FILTERS,
@@ -21,6 +23,7 @@ from zpdist.dashboard.state import (
 )
 from zpdist.dashboard.views.abundances import AbundancesView
 from zpdist.dashboard.views.distances import DistancesView
+from zpdist.dashboard.views.gaia_scale import GaiaHistograms, GaiaScaleView, shared_gaia_histograms
 from zpdist.dashboard.views.zeropoint import ZeroPointView
 from zpdist.maps import robust_edges
 
@@ -55,7 +58,7 @@ def quality_cuts(state: DashboardState) -> pn.widgets.CheckBoxGroup:
     )
 
 
-def build_app(catalog: Catalog) -> pn.template.FastListTemplate:
+def build_app(catalog: Catalog, gaia: GaiaHistograms | None = None) -> pn.template.FastListTemplate:
     """The page of one session over ``catalog``.
 
     Parameters
@@ -63,6 +66,10 @@ def build_app(catalog: Catalog) -> pn.template.FastListTemplate:
     catalog : Catalog
         Shared by all sessions (see :func:`zpdist.dashboard.state.shared_catalog`); each session gets
         its own :class:`DashboardState`.
+    gaia : GaiaHistograms, optional
+        Histograms of a ``zpdist zeropoint`` output (see
+        :func:`zpdist.dashboard.views.gaia_scale.shared_gaia_histograms`), shown below the catalog's maps in
+        the Zero-point tab.
     """
     pn.extension("tabulator", notifications=True)
     state = DashboardState(catalog)
@@ -73,8 +80,9 @@ def build_app(catalog: Catalog) -> pn.template.FastListTemplate:
         f"**{catalog.path.name}**: {len(catalog.frame):,} stars; model {model.get('mode', '?')} mode, "
         f"{catalog.offset_model or '?'} offset."
     )
+    zero_point = ZeroPointView(state=state)
     tabs = pn.Tabs(
-        (TABS[0], ZeroPointView(state=state)),
+        (TABS[0], zero_point if gaia is None else pn.Column(zero_point, GaiaScaleView(histograms=gaia))),
         (TABS[1], DistancesView(state=state)),
         (TABS[2], AbundancesView(state=state)),
         dynamic=True,
@@ -89,8 +97,10 @@ def build_app(catalog: Catalog) -> pn.template.FastListTemplate:
 
 
 def served_app() -> pn.template.FastListTemplate:
-    """The page over the catalog chosen by :func:`zpdist.dashboard.serve.resolve_catalog_path`."""
-    return build_app(shared_catalog(resolve_catalog_path(None)))
+    """The page over the catalog chosen by :func:`zpdist.dashboard.serve.resolve_catalog_path`, with the
+    Gaia-scale table of ``$ZPDIST_GAIA`` when set."""
+    gaia = os.environ.get(GAIA_ENV)
+    return build_app(shared_catalog(resolve_catalog_path(None)), shared_gaia_histograms(gaia) if gaia else None)
 
 
 if __name__.startswith("bokeh_app"):  # run by `panel serve dashboard/app.py`

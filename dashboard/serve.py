@@ -1,4 +1,5 @@
-"""``zpdist serve``: which catalog to show, and running the dashboard on a Panel (Bokeh/tornado) server.
+"""``zpdist serve``: which catalog (and optional Gaia-scale table) to show, and running the dashboard on a Panel
+(Bokeh/tornado) server.
 
 This module imports Panel only inside :func:`run_serve`, so registering the command costs nothing.
 """
@@ -13,6 +14,8 @@ from pathlib import Path
 DEMO_CATALOG = Path("data/demo/catalog.parquet")
 #: Environment variable naming the catalog (for ``panel serve dashboard/app.py``).
 CATALOG_ENV = "ZPDIST_CATALOG"
+#: Environment variable naming a `zpdist zeropoint` output to add to the Zero-point tab (for ``panel serve``).
+GAIA_ENV = "ZPDIST_GAIA"
 
 
 def resolve_catalog_path(path: str | os.PathLike | None) -> Path:
@@ -43,6 +46,11 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
         "when absent.",
     )
     p.add_argument("--catalog", type=Path, help="catalog (.parquet or .fits) to show")
+    p.add_argument(
+        "--gaia", metavar="GLOB",
+        help="also map the output of `zpdist zeropoint` (its folder, or a quoted glob of its Parquet files) in the "
+        "Zero-point tab; its histograms are built once, with progress, and cached beside it",
+    )  # fmt: skip
     p.add_argument("--port", type=int, default=5006, help="port (default 5006)")
     p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument(
@@ -53,15 +61,19 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> None:
-    """Load the catalog once (a bad file fails here, before serving), then serve until interrupted."""
+    """Load the catalog and the Gaia-scale histograms once (a bad file fails here, before serving), then serve until
+    interrupted."""
     import panel as pn
 
     from zpdist.dashboard.app import build_app
     from zpdist.dashboard.routes import ROUTES
     from zpdist.dashboard.state import shared_catalog
+    from zpdist.dashboard.views.gaia_scale import shared_gaia_histograms
 
     catalog_path = resolve_catalog_path(args.catalog)
     catalog = shared_catalog(catalog_path)
+    if args.gaia:
+        shared_gaia_histograms(args.gaia)
     origins = [f"{host}:{args.port}" for host in dict.fromkeys((args.address, "localhost", "127.0.0.1"))]
     print(
         f"zpdist serve: {catalog.path} ({len(catalog.frame):,} stars) at http://{args.address}:{args.port}/",
@@ -69,7 +81,7 @@ def run_serve(args: argparse.Namespace) -> None:
     )
 
     def session() -> pn.template.FastListTemplate:
-        return build_app(shared_catalog(catalog_path))
+        return build_app(shared_catalog(catalog_path), shared_gaia_histograms(args.gaia) if args.gaia else None)
 
     pn.serve(
         session,

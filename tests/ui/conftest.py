@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -50,13 +51,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server(ui_catalog: Path, downloads: Path, tmp_path_factory) -> Iterator[str]:
-    """``zpdist serve --catalog <ui_catalog> --port <free port>`` in a subprocess; yields its URL."""
+@contextlib.contextmanager
+def serving(arguments: list[str], log: Path, env: dict | None = None) -> Iterator[str]:
+    """``zpdist serve ARGUMENTS --port <free port>`` in a subprocess, logging to ``log``; yields its URL."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
-    env = {**os.environ, "ZPDIST_DOWNLOADS": str(downloads)}
-    command = [sys.executable, "-m", "zpdist.cli", "serve", "--catalog", str(ui_catalog), "--port", str(port)]
+    command = [sys.executable, "-m", "zpdist.cli", "serve", *arguments, "--port", str(port)]
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
@@ -77,6 +76,15 @@ def server(ui_catalog: Path, downloads: Path, tmp_path_factory) -> Iterator[str]
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server(ui_catalog: Path, downloads: Path, tmp_path_factory) -> Iterator[str]:
+    """``zpdist serve --catalog <ui_catalog> --port <free port>`` in a subprocess; yields its URL."""
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    env = {**os.environ, "ZPDIST_DOWNLOADS": str(downloads)}
+    with serving(["--catalog", str(ui_catalog)], log, env) as url:
+        yield url
 
 
 @pytest.fixture
