@@ -342,3 +342,33 @@ def test_validation_loss_is_the_training_objective_with_dropout_on():
         losses.append(_epoch_loss(model, arrays, 0.0, 64))
     assert np.isfinite(losses).all()
     assert losses[0] == losses[1] and losses[0] != losses[2]
+
+
+def test_spectra_log_linear_head_whitens_principal_components_and_round_trips(tmp_path):
+    config = ModelConfig(mode="spectra", luminosity_head="log_linear", n_components=6)
+    model = ZeroPointNet(config)
+    assert model.log_linear.in_features == 6 and model.projection.shape == (6, N_PIXELS)
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.randn(6, N_PIXELS, generator=generator)
+    scores = torch.randn(400, 6, generator=generator) * torch.tensor([5.0, 4.0, 3.0, 2.0, 1.5, 1.0])
+    spectra = scores @ directions + 0.01 * torch.randn(400, N_PIXELS, generator=generator)
+    model.set_projection(spectra - spectra.mean(0))
+    whitened = (spectra - spectra.mean(0)) @ model.projection.T
+    torch.testing.assert_close(whitened.std(0), torch.ones(6), rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(whitened.T @ whitened / 399, torch.eye(6), rtol=0, atol=1e-3)
+    with torch.no_grad():
+        model.log_linear.weight.fill_(0.1)
+    model.eval()
+    save_model(tmp_path / MODEL_FILE, model, {})
+    loaded, _ = load_model(tmp_path, CPU)
+    assert loaded.config == config
+    x = spectra_batch()
+    torch.testing.assert_close(loaded(x)["fakemag"], model(x)["fakemag"], rtol=0, atol=0)
+
+
+def test_old_model_configs_keep_their_luminosity_head():
+    """Checkpoints written before ``luminosity_head`` existed load as they were trained ("auto")."""
+    assert ModelConfig(mode="labels", n_inputs=4).uses_log_linear
+    assert not ModelConfig(mode="spectra").uses_log_linear
+    with pytest.raises(ValueError, match="unknown luminosity head"):
+        ZeroPointNet(ModelConfig(mode="spectra", luminosity_head="cubic"))
