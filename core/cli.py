@@ -68,9 +68,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", help="labels-mode inputs, comma-separated canonical names (default teff,logg,fe_h,"
                    "alpha_m or mg_fe)")  # fmt: skip
     p.add_argument(
-        "--luminosity-head", choices=("auto", "softplus", "log_linear"), default="auto",
-        help="L = scale·softplus(raw) (the paper's head) or scale·exp(w·x + raw) with a dropout-free linear term; "
-        "auto: softplus in spectra mode, log_linear in labels mode",
+        "--luminosity-head", choices=("log_linear", "softplus"), default="log_linear",
+        help="log_linear (default): L = scale·exp(w·x + raw), a dropout-free linear term in the labels or in the "
+        "spectrum's 32 leading whitened principal components, times the network's correction; softplus: the "
+        "paper's L = scale·softplus(raw)",
     )  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")

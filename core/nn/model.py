@@ -43,7 +43,8 @@ class ModelConfig:
         How the features become L. "softplus": L = scale · softplus(raw), the paper's head.
         "log_linear": L = scale · exp(w·x + raw), with a dropout-free linear term in x: the standardised
         labels, or the first ``n_components`` whitened principal components of the standardised spectrum.
-        "auto": log_linear in labels mode, softplus in spectra mode.
+        "auto": log_linear in labels mode, softplus in spectra mode (how models were built before the
+        option existed, so their checkpoints load unchanged; training now always names the head).
     n_components : int
         Principal components of the spectrum feeding a spectra-mode log-linear term.
     """
