@@ -41,7 +41,7 @@ def range_filter(state: DashboardState, column: str) -> pn.widgets.EditableRange
     step = 10 ** np.floor(np.log10(max(hi - lo, 1e-6) / 100))
     lo, hi = np.floor(lo / step) * step, np.ceil(hi / step) * step
     slider = pn.widgets.EditableRangeSlider(
-        name=RANGE_FILTERS[column], start=lo, end=hi, value=(lo, hi), step=step, sizing_mode="stretch_width"
+        label=RANGE_FILTERS[column], start=lo, end=hi, value=(lo, hi), step=step, sizing_mode="stretch_width"
     )
 
     def apply(event) -> None:

@@ -42,9 +42,9 @@ class SelectionControls(pn.viewable.Viewer):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        self._prepare = pn.widgets.Button(name="Prepare download", button_type="primary", disabled=True)
+        self._prepare = pn.widgets.Button(label="Prepare download", color="primary", disabled=True)
         self._prepare.on_click(self._write)
-        self._clear = pn.widgets.Button(name="Clear selection", disabled=True)
+        self._clear = pn.widgets.Button(label="Clear selection", disabled=True)
         self._clear.on_click(self._reset)
         self._count = pn.pane.Markdown("", css_classes=["zpdist-count"])
         self._update()
