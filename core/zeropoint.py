@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from zpdist import __version__
 from zpdist.io.atomic import atomic_path, write_text_atomic
 from zpdist.io.tables import TableError
-from zpdist.parallel import dask_executor
+from zpdist.parallel import add_dask_arguments, dask_executor
 
 ZEROPOINT_FILE = "zeropoint.json"
 #: Columns written for every input row.
@@ -545,15 +545,7 @@ def add_zeropoint_parser(subparsers: argparse._SubParsersAction) -> None:
         help="glob of input Parquet files, quoted (e.g. 'gaia/*.parquet'), or a folder",
     )
     p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="output folder")
-    p.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="dask scheduler address (tcp://HOST:8786) of a running cluster, or 'threads' / 'synchronous' to run "
-        "in this process (default: start a local cluster)",
-    )
-    p.add_argument(
-        "--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one per core)"
-    )
+    add_dask_arguments(p)
     p.add_argument(
         "--mc-samples",
         type=int,

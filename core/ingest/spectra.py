@@ -64,6 +64,7 @@ from zpdist.io.spectra import (
     interpolate_to_grid,
 )
 from zpdist.io.tables import TableError
+from zpdist.parallel import add_dask_arguments, dask_executor
 
 #: File-name patterns collected from a folder (recursively).
 FOLDER_PATTERNS: tuple[str, ...] = tuple(
@@ -450,8 +451,6 @@ def ingest_spectra(
     TableError
         If the table cannot be read or has no APOGEE_ID.
     """
-    from zpdist.parallel import dask_executor
-
     config = config or IngestConfig()
     out = Path(out)
     rows_path, record_path = sidecar_paths(out)
@@ -566,15 +565,7 @@ def add_spectra_arguments(parser: argparse.ArgumentParser) -> None:
         help="allStar-like table (FITS/Parquet/CSV): write one row per table row, matched by APOGEE_ID (then "
         "TELESCOPE, FIELD); rows without a file are 1s with has_spectrum False. Default: one row per file",
     )
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="dask scheduler address (tcp://HOST:8786) of a running cluster, or 'threads' / 'synchronous' to run "
-        "in this process (default: start a local cluster)",
-    )
-    parser.add_argument(
-        "--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one per core)"
-    )
+    add_dask_arguments(parser)
     parser.add_argument(
         "--wavelength",
         type=Path,
