@@ -93,7 +93,7 @@ class TrainConfig:
         L's output form (see :class:`zpdist.nn.model.ModelConfig`). "log_linear" (default): a
         dropout-free log-linear term (in the labels, or in the spectrum's leading whitened principal
         components) times the network's correction. "softplus": the paper's head. On the 100k-star mock
-        in spectra mode, log_linear reached a better held-out loss (−2.41 against −2.32) and halved the
+        in spectra mode, log_linear reached a better held-out loss (−2.41 against −2.32) and cut the
         luminous giants' L deficit (which biases Δϖ): Δϖ = −45.6 ± 0.6 µas against −41.4 ± 0.6 µas
         (injected −52.3).
     """
