@@ -96,15 +96,17 @@ def training_rate(device: torch.device, batch_size: int, n_stars: int) -> float:
     return n_stars / (time.perf_counter() - start)
 
 
-def inference_rate(device: torch.device, n_stars: int, n_samples: int = 100) -> tuple[float, float]:
-    """Stars per second of Monte-Carlo inference, and FLOPs per star for those passes."""
+def inference_rate(
+    device: torch.device, n_stars: int, n_samples: int = 100, precision: str = "float32"
+) -> tuple[float, float]:
+    """Stars per second of Monte-Carlo inference (dropout body in ``precision``), and FLOPs per star."""
     model = ZeroPointNet(ModelConfig("spectra", "constant")).to(device)
     x = _batch(n_stars, device)[0].cpu().numpy()
     max_rows = 32768 if device.type == "cuda" else 4096
-    mc_predict(model, x[:64], None, n_samples, device, max_rows)
+    mc_predict(model, x[:64], None, n_samples, device, max_rows, precision)
     _sync(device)
     start = time.perf_counter()
-    mc_predict(model, x, None, n_samples, device, max_rows)
+    mc_predict(model, x, None, n_samples, device, max_rows, precision)
     _sync(device)
     rate = n_stars / (time.perf_counter() - start)
     sample = torch.as_tensor(x[:16], device=device)
@@ -146,10 +148,11 @@ def main() -> None:
             achieved = rate * 3 * forward_flops  # backward ≈ 2 × forward
             rows.append((name, f"training, spectra model, batch {batch}", f"{rate:,.0f} stars/s",
                          f"{achieved / 1e9:,.1f} GFLOP/s = {100 * achieved / peak:.1f} % of matmul"))  # fmt: skip
-        rate, mc_flops = inference_rate(device, n_infer * (8 if device.type == "cuda" else 1))
-        achieved = rate * mc_flops
-        note = f"{achieved / 1e9:,.1f} GFLOP/s = {100 * achieved / peak:.1f} % of matmul"
-        rows.append((name, "inference, 100 MC passes", f"{rate:,.0f} stars/s", note))
+        for precision in ("float32", "bfloat16"):
+            rate, mc_flops = inference_rate(device, n_infer * (8 if device.type == "cuda" else 1), precision=precision)
+            achieved = rate * mc_flops
+            note = f"{achieved / 1e9:,.1f} GFLOP/s = {100 * achieved / peak:.1f} % of float32 matmul"
+            rows.append((name, f"inference, 100 MC passes, {precision} body", f"{rate:,.0f} stars/s", note))
         if device.type == "cuda":
             rows.append((name, "CUDA allocator peak", f"{torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB", ""))
     n_mock = 1000 if args.quick else 10_000

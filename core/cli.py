@@ -97,6 +97,13 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="catalog path, .parquet or .fits")
     p.add_argument("--mc-samples", type=int, default=100, help="Monte-Carlo dropout passes (default 100)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "float16"),
+        help="arithmetic of the repeated dropout layers: auto (default) is bfloat16 on CUDA (float16 on GPUs "
+        "without it) and float32 on CPU; heads, offset and the once-per-star layers always run in float32",
+    )
     p.add_argument("--r0-kpc", type=float, default=8.125, help="Sun-Galactic centre distance (default 8.125 kpc)")
     p.add_argument("--z-sun-pc", type=float, default=20.8, help="Sun's height above the plane (default 20.8 pc)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -182,8 +189,9 @@ def _run_predict(args: argparse.Namespace) -> None:
 
     frame = GalactocentricFrameConfig(r0_kpc=args.r0_kpc, z_sun_pc=args.z_sun_pc)
     predict_catalog(
-        args.run, args.table, args.out, args.spectra, args.mc_samples, args.device, frame, progress=not args.quiet
-    )
+        args.run, args.table, args.out, args.spectra, args.mc_samples, args.device, frame,
+        progress=not args.quiet, precision=args.precision,
+    )  # fmt: skip
 
 
 def _run_demo(args: argparse.Namespace) -> None:

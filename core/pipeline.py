@@ -18,7 +18,7 @@ from zpdist.io.catalog import read_catalog, write_catalog
 from zpdist.io.spectra import SpectraReader
 from zpdist.io.tables import read_table
 from zpdist.nn import data
-from zpdist.nn.device import default_mc_rows, resolve_device
+from zpdist.nn.device import default_mc_rows, resolve_device, resolve_precision
 from zpdist.nn.infer import MCPrediction, load_model, mc_predict
 
 #: Spectra rows read from disk per inference step.
@@ -35,6 +35,7 @@ def predict_catalog(
     frame: GalactocentricFrameConfig | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    precision: str = "auto",
 ) -> Path:
     """Predict distances and offsets for every star of a table and write the catalog.
 
@@ -54,9 +55,12 @@ def predict_catalog(
         "auto", "cpu" or "cuda".
     frame : GalactocentricFrameConfig, optional
         Galactocentric frame; defaults to R0 = 8.125 kpc, z_⊙ = 20.8 pc.
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        Arithmetic of the Monte-Carlo dropout layers: "auto" is bfloat16 on CUDA, float32 on CPU.
     """
     frame = frame or GalactocentricFrameConfig()
     torch_device = resolve_device(device)
+    body_dtype = resolve_precision(precision, torch_device)  # a bad name fails before any work
     model, meta = load_model(run_dir, torch_device)
     table = data.add_corrected_k(read_table(table_path, required=("k",)))
     multivariate = model.offset_mlp is not None
@@ -69,7 +73,7 @@ def predict_catalog(
         for start in tqdm(range(0, len(table), step), desc="predicting", unit="chunk", disable=not progress):
             rows = np.arange(start, min(start + step, len(table)))
             z = None if offsets is None else offsets[rows]
-            prediction.fill(rows, mc_predict(model, inputs[rows], z, mc_samples, torch_device, max_rows))
+            prediction.fill(rows, mc_predict(model, inputs[rows], z, mc_samples, torch_device, max_rows, precision))
     else:
         if spectra_path is None:
             raise ValueError(f"{run_dir}: this is a spectra-mode model; give --spectra FILE")
@@ -82,12 +86,14 @@ def predict_catalog(
                 rows = np.arange(start, start + len(block))
                 block[~has_spectrum[rows]] = np.nan  # no spectrum: no NN prediction (NaN in the catalog)
                 z = None if offsets is None else offsets[rows]
-                prediction.fill(rows, mc_predict(model, block, z, mc_samples, torch_device, max_rows))
+                prediction.fill(rows, mc_predict(model, block, z, mc_samples, torch_device, max_rows, precision))
     catalog = build_catalog(table, prediction, frame)
     metadata = {
         "model": {"run_dir": str(Path(run_dir).resolve()), **meta["summary"], "mode": model.config.mode,
                   "offset_model": model.config.offset_model, "label_columns": meta["label_columns"]},
         "mc_samples": mc_samples,
+        "device": str(torch_device),
+        "mc_precision": "float32" if body_dtype is None else str(body_dtype).removeprefix("torch."),
         "frame": frame.to_dict(),
         "input_table": str(table_path),
         "spectra": None if spectra_path is None else str(spectra_path),

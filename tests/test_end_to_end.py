@@ -104,8 +104,18 @@ def test_spectra_mode_trains_and_predicts(small_mock, tmp_path):
     path = predict_catalog(
         tmp_path / "run", small_mock.allstar, tmp_path / "c.parquet", small_mock.spectra, mc_samples=3, **QUIET
     )
-    catalog, _ = read_catalog(path)
+    catalog, metadata = read_catalog(path)
     assert len(catalog) == 3000 and np.isfinite(catalog["dist"]).all()
+    assert metadata["device"] == "cpu" and metadata["mc_precision"] == "float32"  # "auto" on CPU
+    # mixed precision (bfloat16 dropout body) gives the float32 distances to well within their errors
+    path16 = predict_catalog(tmp_path / "run", small_mock.allstar, tmp_path / "c16.parquet", small_mock.spectra,
+                             mc_samples=1, precision="bfloat16", **QUIET)  # fmt: skip
+    path32 = predict_catalog(tmp_path / "run", small_mock.allstar, tmp_path / "c32.parquet", small_mock.spectra,
+                             mc_samples=1, precision="float32", **QUIET)  # fmt: skip
+    (low, meta16), (full, _) = read_catalog(path16), read_catalog(path32)
+    assert meta16["mc_precision"] == "bfloat16"
+    shift = np.abs(low["dist"] - full["dist"]) / full["dist_error"]
+    assert np.median(shift) < 0.05 and shift.max() < 0.5
 
 
 def test_rows_without_a_spectrum_are_cut_from_training_and_get_no_prediction(small_mock, tmp_path):

@@ -48,6 +48,24 @@ def test_same_weights_give_same_predictions_on_cuda(trained_on_cpu):
     np.testing.assert_allclose(np.median(gpu_mc.fakemag_model_var / cpu_mc.fakemag_model_var), 1.0, atol=0.15)
 
 
+def test_mixed_precision_on_cuda_matches_float32_cpu(trained_on_cpu):
+    files, run_dir, _ = trained_on_cpu
+    import h5py
+
+    with h5py.File(files.spectra) as f:
+        spectra = f["spectra"][:512]
+    cpu_model, _ = load_model(run_dir, torch.device("cpu"))
+    gpu_model, _ = load_model(run_dir, torch.device("cuda"))
+    cpu = mc_predict(cpu_model, spectra, None, 1, torch.device("cpu"))
+    for precision in ("auto", "bfloat16", "float16"):
+        gpu = mc_predict(gpu_model, spectra, None, 1, torch.device("cuda"), precision=precision)
+        np.testing.assert_allclose(gpu.fakemag, cpu.fakemag, rtol=2e-2, err_msg=precision)
+    cpu_mc = mc_predict(cpu_model, spectra[:64], None, 400, torch.device("cpu"))
+    gpu_mc = mc_predict(gpu_model, spectra[:64], None, 400, torch.device("cuda"), 32768, "auto")
+    noise = np.sqrt((cpu_mc.fakemag_model_var + gpu_mc.fakemag_model_var) / 400)
+    assert np.median(np.abs(gpu_mc.fakemag - cpu_mc.fakemag) / noise) < 2.0
+
+
 def test_training_on_cuda_matches_cpu(trained_on_cpu, tmp_path):
     files, _, cpu_summary = trained_on_cpu
     config = TrainConfig(mode="spectra", epochs=4, device="cuda", offset_mc_passes=50, fit_mc_samples=5)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from zpdist.nn.device import resolve_precision
 from zpdist.nn.infer import (
     MODEL_FILE,
     deterministic_offset,
@@ -372,3 +373,37 @@ def test_old_model_configs_keep_their_luminosity_head():
     assert not ModelConfig(mode="spectra").uses_log_linear
     with pytest.raises(ValueError, match="unknown luminosity head"):
         ZeroPointNet(ModelConfig(mode="spectra", luminosity_head="cubic"))
+
+
+# --- mixed precision ------------------------------------------------------------------------------------
+
+
+def test_precision_names_resolve_and_bad_ones_are_named():
+    assert resolve_precision("auto", CPU) is None  # float32 on CPU
+    assert resolve_precision("float32", CPU) is None
+    assert resolve_precision("bfloat16", CPU) is torch.bfloat16
+    assert resolve_precision("float16", CPU) is torch.float16
+    with pytest.raises(ValueError, match="--precision half"):
+        resolve_precision("half", CPU)
+
+
+@pytest.mark.parametrize("precision, rtol", [("bfloat16", 2e-2), ("float16", 4e-3)])
+def test_reduced_precision_body_gives_float32_outputs_close_to_full_precision(spectra_model, precision, rtol):
+    inputs = spectra_batch(8).numpy()
+    full = mc_predict(spectra_model, inputs, None, n_samples=1, device=CPU)
+    low = mc_predict(spectra_model, inputs, None, n_samples=1, device=CPU, precision=precision)
+    np.testing.assert_allclose(low.fakemag, full.fakemag, rtol=rtol)
+    np.testing.assert_allclose(low.fakemag_pred_var, full.fakemag_pred_var, rtol=5 * rtol)
+    assert not np.array_equal(low.fakemag, full.fakemag)  # the body really ran in reduced precision
+    with torch.no_grad():
+        out = spectra_model(torch.as_tensor(inputs), n_samples=3, body_dtype=resolve_precision(precision, CPU))
+    assert all(v.dtype == torch.float32 for v in out.values())  # heads and offset stay in float32
+
+
+def test_reduced_precision_monte_carlo_agrees_within_sampling_noise(spectra_model):
+    inputs = spectra_batch(16).numpy()
+    full = mc_predict(spectra_model, inputs, None, n_samples=300, device=CPU)
+    low = mc_predict(spectra_model, inputs, None, n_samples=300, device=CPU, precision="bfloat16")
+    noise = np.sqrt((full.fakemag_model_var + low.fakemag_model_var) / 300)
+    assert np.median(np.abs(low.fakemag - full.fakemag) / noise) < 2.0
+    assert np.median(low.fakemag_model_var / full.fakemag_model_var) == pytest.approx(1.0, abs=0.2)

@@ -1,4 +1,5 @@
-"""Device choice, in one place: CUDA when available, else CPU; ``--device`` overrides."""
+"""Device and arithmetic choice, in one place: CUDA when available, else CPU (``--device`` overrides);
+bfloat16 Monte-Carlo inference on CUDA, float32 on CPU (``--precision`` overrides)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,28 @@ def resolve_device(requested: str = "auto") -> torch.device:
 def default_mc_rows(device: torch.device) -> int:
     """Rows (stars × Monte-Carlo samples) per forward pass: bounded memory on CPU, large batches on GPU."""
     return 32768 if device.type == "cuda" else 4096
+
+
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_precision(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for Monte-Carlo inference's stochastic layers, or None for full float32.
+
+    "auto" is bfloat16 on a CUDA device that supports it (float16 on older GPUs) and float32 on
+    CPU, where reduced precision is rarely faster. Only the dropout body of the luminosity branch
+    runs in reduced precision; the standardisation, the log-linear term, the heads (exp/softplus)
+    and the offset stay in float32 (see :meth:`zpdist.nn.model.ZeroPointNet.forward`).
+
+    Raises
+    ------
+    ValueError
+        If ``requested`` is not one of :data:`PRECISIONS`.
+    """
+    if requested not in PRECISIONS:
+        raise ValueError(f"--precision {requested}: not one of {', '.join(PRECISIONS)}")
+    if requested == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None if requested == "float32" else getattr(torch, requested)

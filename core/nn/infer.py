@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zpdist.nn.device import resolve_precision
 from zpdist.nn.model import ModelConfig, ZeroPointNet, enable_mc_dropout
 
 MODEL_FILE = "model.pt"
@@ -64,6 +65,7 @@ def mc_predict(
     n_samples: int,
     device: torch.device,
     max_rows: int = 4096,
+    precision: str = "float32",
 ) -> MCPrediction:
     """Monte-Carlo-dropout predictions for rows whose inputs are all finite.
 
@@ -79,7 +81,11 @@ def mc_predict(
     device : torch.device
     max_rows : int
         Star-samples per forward pass (memory bound).
+    precision : {"float32", "auto", "bfloat16", "float16"}
+        Arithmetic of the repeated dropout layers (see :func:`zpdist.nn.device.resolve_precision`);
+        "auto" is bfloat16 on CUDA and float32 on CPU.
     """
+    body_dtype = resolve_precision(precision, device)
     n = len(inputs)
     out = MCPrediction.empty(n)
     multivariate = model.offset_mlp is not None
@@ -96,7 +102,7 @@ def mc_predict(
         chunk = rows[start : start + stars_per_batch]
         x = torch.as_tensor(inputs[chunk], dtype=torch.float32, device=device)
         z = torch.as_tensor(offset_inputs[chunk], dtype=torch.float32, device=device) if multivariate else None
-        result = model(x, z, n_samples=n_samples)
+        result = model(x, z, n_samples=n_samples, body_dtype=body_dtype)
         fakemag, log_var, offset = (
             result[k].double().reshape(len(chunk), -1) for k in ("fakemag", "log_var", "offset")
         )

@@ -237,8 +237,19 @@ class ZeroPointNet(nn.Module):
         log_var = self.log_var_head(features).squeeze(-1) + 2.0 * torch.log(scale)
         return fakemag, log_var
 
+    def _body(self, h: torch.Tensor, body_dtype: torch.dtype | None) -> torch.Tensor:
+        """The branch's stochastic body, under autocast to ``body_dtype`` when given; float32 out."""
+        if body_dtype is None:
+            return self.branch.body(h)
+        with torch.autocast(h.device.type, dtype=body_dtype):
+            return self.branch.body(h).float()
+
     def forward(
-        self, inputs: torch.Tensor, offset_inputs: torch.Tensor | None = None, n_samples: int = 1
+        self,
+        inputs: torch.Tensor,
+        offset_inputs: torch.Tensor | None = None,
+        n_samples: int = 1,
+        body_dtype: torch.dtype | None = None,
     ) -> dict[str, torch.Tensor]:
         """Predict fakemag, its log-variance and the offset.
 
@@ -252,6 +263,10 @@ class ZeroPointNet(nn.Module):
             Number of passes through the stochastic layers; outputs get a trailing axis of this
             length when ``n_samples > 1``. Dropout is active only in training mode or after
             :func:`enable_mc_dropout`.
+        body_dtype : torch.dtype, optional
+            Run the repeated (dropout) body of the luminosity branch under autocast to this dtype
+            (bfloat16 or float16: mixed-precision inference). Everything evaluated once per star,
+            the heads and the offset stay in float32.
 
         Returns
         -------
@@ -268,7 +283,7 @@ class ZeroPointNet(nn.Module):
         if n_samples > 1:
             h = h.repeat_interleave(n_samples, dim=0)
             log_linear = None if log_linear is None else log_linear.repeat_interleave(n_samples, dim=0)
-        fakemag, log_var = self._heads(self.branch.body(h), log_linear)
+        fakemag, log_var = self._heads(self._body(h, body_dtype), log_linear)
         if self.offset_mlp is None:
             offset = self.offset_mas.expand(fakemag.shape[0])
         else:
