@@ -69,11 +69,22 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    "alpha_m or mg_fe)")  # fmt: skip
     p.add_argument(
         "--luminosity-head", choices=("log_linear", "softplus"), default="log_linear",
-        help="log_linear (default): L = scale·exp(w·x + raw), a dropout-free linear term in the labels or in the "
-        "spectrum's 32 leading whitened principal components, times the network's correction; softplus: the "
-        "paper's L = scale·softplus(raw)",
+        help="log_linear (default): L = scale·exp(w·x + raw), a dropout-free log-linear term in the labels or "
+        "in the spectrum's 32 leading whitened principal components and the products of the first "
+        "--quadratic-components of them, times the network's correction; softplus: the paper's "
+        "L = scale·softplus(raw)",
     )  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument(
+        "--quadratic-components", type=int, default=16, metavar="N",
+        help="spectra mode, log_linear head: products of the N leading components also enter ln L (default 16; "
+        "0 = linear)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-warm-start", dest="warm_start", action="store_false",
+        help="start Adam from scratch instead of from a full-batch L-BFGS fit of the log-linear term and the "
+        "offset (the warm start is also epoch 0's candidate for early stopping)",
+    )  # fmt: skip
     p.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40)")
     p.add_argument("--batch-size", type=int, default=64, help="stars per step (default 64)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -178,6 +189,8 @@ def _run_train(args: argparse.Namespace) -> None:
         device=args.device,
         label_columns=tuple(args.labels.split(",")) if args.labels else None,
         luminosity_head=args.luminosity_head,
+        n_quadratic=args.quadratic_components,
+        warm_start=args.warm_start,
     )
     train(args.table, args.out, config, spectra_path=args.spectra, resume=args.resume, progress=not args.quiet)
     print(f"run written to {args.out}")

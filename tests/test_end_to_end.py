@@ -32,9 +32,11 @@ def labels_run(small_mock, tmp_path_factory):
 
 def test_labels_training_loss_falls_and_offset_moves_to_truth(labels_run):
     _, summary = labels_run
-    history = summary["history"]
-    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.5
-    assert min(h["val_loss"] for h in history) < history[0]["val_loss"] - 0.5
+    history, warm = summary["history"], summary["warm_start"]
+    # the warm start of the log-linear term does most of the fitting; Adam then lowers the loss further
+    assert warm["loss_after"] < warm["loss_before"] - 0.5
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert summary["best_val_loss"] <= warm["val_loss"]  # epoch 0 (the warm start) is early stopping's first candidate
     # injected −52.3 µas, network starts at 0: the fit must land well past halfway, and be a finite measurement
     assert summary["offset_uas"] < -30.0
     assert abs(summary["offset_uas"] + 52.3) < 4 * summary["offset_uas_err"] + 10.0

@@ -407,3 +407,34 @@ def test_reduced_precision_monte_carlo_agrees_within_sampling_noise(spectra_mode
     noise = np.sqrt((full.fakemag_model_var + low.fakemag_model_var) / 300)
     assert np.median(np.abs(low.fakemag - full.fakemag) / noise) < 2.0
     assert np.median(low.fakemag_model_var / full.fakemag_model_var) == pytest.approx(1.0, abs=0.2)
+
+
+def test_quadratic_terms_of_the_leading_components():
+    config = ModelConfig(mode="spectra", luminosity_head="log_linear", n_components=5, n_quadratic=3)
+    model = ZeroPointNet(config)
+    assert model.log_linear.in_features == 5 + 6
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        model.projection.copy_(torch.randn(5, N_PIXELS, generator=generator) / 100)
+    x = spectra_batch(3)
+    z = x @ model.projection.T  # identity standardisation
+    features = model.log_linear_inputs(x)
+    expected = [z[:, 0] ** 2, z[:, 0] * z[:, 1], z[:, 0] * z[:, 2], z[:, 1] ** 2, z[:, 1] * z[:, 2], z[:, 2] ** 2]
+    torch.testing.assert_close(features, torch.cat([z, torch.stack(expected, 1)], 1))
+    with pytest.raises(ValueError, match="n_quadratic 6 is not in"):
+        ZeroPointNet(ModelConfig(mode="spectra", luminosity_head="log_linear", n_components=5, n_quadratic=6))
+
+
+def test_quadratic_log_linear_model_round_trips(tmp_path):
+    config = ModelConfig(mode="spectra", luminosity_head="log_linear", n_components=4, n_quadratic=2)
+    model = ZeroPointNet(config)
+    with torch.no_grad():
+        model.projection.normal_(0.0, 0.01)
+        model.log_linear.weight.fill_(0.05)
+    model.eval()
+    save_model(tmp_path / MODEL_FILE, model, {})
+    assert "quadratic_pairs" not in torch.load(tmp_path / MODEL_FILE, weights_only=True)["state_dict"]
+    loaded, _ = load_model(tmp_path, CPU)
+    assert loaded.config == config
+    x = spectra_batch()
+    torch.testing.assert_close(loaded(x)["fakemag"], model(x)["fakemag"], rtol=0, atol=0)

@@ -47,6 +47,12 @@ class ModelConfig:
         option existed, so their checkpoints load unchanged; training now always names the head).
     n_components : int
         Principal components of the spectrum feeding a spectra-mode log-linear term.
+    n_quadratic : int
+        The products z_i·z_j (i ≤ j < n_quadratic) of the leading whitened components also feed that
+        term, which makes ln L a quadratic polynomial in the spectrum's leading components plus the
+        network's correction. Line depths are smooth functions of T_eff, log g and the abundances and
+        ln L is nearly linear in those labels, so the polynomial reaches the luminous giants where the
+        parallaxes hardly constrain L. 0 (how models were built before the option existed) is linear.
     """
 
     mode: Literal["spectra", "labels"] = "spectra"
@@ -56,6 +62,7 @@ class ModelConfig:
     init_std: float = 0.05
     luminosity_head: Literal["auto", "softplus", "log_linear"] = "auto"
     n_components: int = 32
+    n_quadratic: int = 0
 
     @property
     def uses_log_linear(self) -> bool:
@@ -162,7 +169,7 @@ class ZeroPointNet(nn.Module):
         self.fakemag_head = nn.Linear(64, 1)
         self.log_var_head = nn.Linear(64, 1)
         spectra_pca = config.uses_log_linear and config.mode == "spectra"
-        n_linear = config.n_components if spectra_pca else n
+        n_linear = config.n_components + config.n_quadratic * (config.n_quadratic + 1) // 2 if spectra_pca else n
         self.log_linear = nn.Linear(n_linear, 1) if config.uses_log_linear else None
         if config.offset_model == "constant":
             self.offset_mas = nn.Parameter(torch.zeros(()))
@@ -178,7 +185,11 @@ class ZeroPointNet(nn.Module):
         self.register_buffer("offset_input_std", torch.ones(3))
         self.register_buffer("fakemag_scale", torch.ones(()))
         if spectra_pca:
+            if not 0 <= config.n_quadratic <= config.n_components:
+                raise ValueError(f"n_quadratic {config.n_quadratic} is not in [0, n_components={config.n_components}]")
             self.register_buffer("projection", torch.zeros(config.n_components, n))
+            first, second = torch.triu_indices(config.n_quadratic, config.n_quadratic)
+            self.register_buffer("quadratic_pairs", torch.stack([first, second]), persistent=False)
         else:
             self.projection = None
         self._initialise(config.init_std)
@@ -222,6 +233,17 @@ class ZeroPointNet(nn.Module):
         _, singular, vectors = torch.pca_lowrank(standardised, q=k, center=True, niter=4)
         score_std = singular / math.sqrt(max(len(standardised) - 1, 1))
         self.projection.copy_((vectors / torch.clamp(score_std, min=1e-12)).T)
+
+    def log_linear_inputs(self, standardised: torch.Tensor) -> torch.Tensor:
+        """The log-linear term's inputs: the standardised labels, or the spectrum's leading whitened
+        principal components z followed by the products z_i·z_j (i ≤ j < ``n_quadratic``)."""
+        if self.projection is None:
+            return standardised
+        components = standardised @ self.projection.T
+        if self.config.n_quadratic == 0:
+            return components
+        first, second = self.quadratic_pairs
+        return torch.cat([components, components[:, first] * components[:, second]], dim=1)
 
     def weight_penalty(self) -> torch.Tensor:
         """Sum of squared weights (for the L2 term), biases and the offset excluded."""
@@ -278,8 +300,7 @@ class ZeroPointNet(nn.Module):
         h = self.branch.stem(standardised)
         log_linear = None
         if self.log_linear is not None:
-            linear_inputs = standardised if self.projection is None else standardised @ self.projection.T
-            log_linear = self.log_linear(linear_inputs).squeeze(-1)
+            log_linear = self.log_linear(self.log_linear_inputs(standardised)).squeeze(-1)
         if n_samples > 1:
             h = h.repeat_interleave(n_samples, dim=0)
             log_linear = None if log_linear is None else log_linear.repeat_interleave(n_samples, dim=0)
