@@ -28,14 +28,18 @@ def trained_on_cpu(tmp_path_factory):
     return files, folder / "run", summary
 
 
-def test_same_weights_give_same_predictions_on_cuda(trained_on_cpu):
-    files, run_dir, _ = trained_on_cpu
+def spectra_and_models(trained_on_cpu):
+    """512 mock spectra and the CPU-trained model loaded on the CPU and on the GPU."""
     import h5py
 
+    files, run_dir, _ = trained_on_cpu
     with h5py.File(files.spectra) as f:
         spectra = f["spectra"][:512]
-    cpu_model, _ = load_model(run_dir, torch.device("cpu"))
-    gpu_model, _ = load_model(run_dir, torch.device("cuda"))
+    return spectra, load_model(run_dir, torch.device("cpu"))[0], load_model(run_dir, torch.device("cuda"))[0]
+
+
+def test_same_weights_give_same_predictions_on_cuda(trained_on_cpu):
+    spectra, cpu_model, gpu_model = spectra_and_models(trained_on_cpu)
     cpu = mc_predict(cpu_model, spectra, None, 1, torch.device("cpu"))
     gpu = mc_predict(gpu_model, spectra, None, 1, torch.device("cuda"))
     np.testing.assert_allclose(gpu.fakemag, cpu.fakemag, rtol=1e-4)
@@ -49,13 +53,7 @@ def test_same_weights_give_same_predictions_on_cuda(trained_on_cpu):
 
 
 def test_mixed_precision_on_cuda_matches_float32_cpu(trained_on_cpu):
-    files, run_dir, _ = trained_on_cpu
-    import h5py
-
-    with h5py.File(files.spectra) as f:
-        spectra = f["spectra"][:512]
-    cpu_model, _ = load_model(run_dir, torch.device("cpu"))
-    gpu_model, _ = load_model(run_dir, torch.device("cuda"))
+    spectra, cpu_model, gpu_model = spectra_and_models(trained_on_cpu)
     cpu = mc_predict(cpu_model, spectra, None, 1, torch.device("cpu"))
     for precision in ("auto", "bfloat16", "float16"):
         gpu = mc_predict(gpu_model, spectra, None, 1, torch.device("cuda"), precision=precision)
