@@ -36,10 +36,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from zpdist.catalog import PASSTHROUGH_COLUMNS, UNITS
-from zpdist.dashboard.export import FORMATS, prepare_download
-from zpdist.dashboard.state import Catalog, DashboardState
-from zpdist.dashboard.views.base import RASTER_BINS, datashaded_map, dimension
-from zpdist.dashboard.views.gaia_scale import (
+from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
+from zpdist.zeropoint import OUTPUT_FIELDS, ZEROPOINT_FILE, ZeroPointConfig
+from zpdist_dashboard.export import FORMATS, prepare_download
+from zpdist_dashboard.state import Catalog, DashboardState
+from zpdist_dashboard.views.base import RASTER_BINS, datashaded_map, dimension
+from zpdist_dashboard.views.gaia_scale import (
     DISPLAY_BINS,
     MAP_PLANES,
     VALUE,
@@ -48,8 +50,6 @@ from zpdist.dashboard.views.gaia_scale import (
     build_histograms,
     open_zeropoint_output,
 )
-from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
-from zpdist.zeropoint import OUTPUT_FIELDS, ZEROPOINT_FILE, ZeroPointConfig
 
 #: Teff windows the benchmark alternates between (K).
 FILTERS = ((4000.0, 4800.0), (4200.0, 5000.0))

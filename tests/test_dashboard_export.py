@@ -15,7 +15,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from tests.synthetic_catalog import synthetic_catalog
-from zpdist.dashboard.export import FORMATS, MAX_AGE_S, export_metadata, prepare_download, write_selection
+from zpdist_dashboard.export import FORMATS, MAX_AGE_S, export_metadata, prepare_download, write_selection
 
 
 @pytest.fixture(scope="module")

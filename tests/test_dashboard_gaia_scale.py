@@ -15,9 +15,13 @@ import pytest
 
 from tests.synthetic_catalog import write_synthetic_catalog
 from zpdist.cli import build_parser, main
-from zpdist.dashboard.app import build_app
-from zpdist.dashboard.state import load_catalog
-from zpdist.dashboard.views.gaia_scale import (
+from zpdist.io.tables import TableError
+from zpdist.maps import bin_index
+from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
+from zpdist.zeropoint import ZEROPOINT_FILE, OffsetEvaluator, PartitionTask, ZeroPointConfig, process_partition
+from zpdist_dashboard.app import build_app
+from zpdist_dashboard.state import load_catalog
+from zpdist_dashboard.views.gaia_scale import (
     CACHE_FILE,
     FLAG,
     MAP_PLANES,
@@ -30,10 +34,6 @@ from zpdist.dashboard.views.gaia_scale import (
     load_gaia_histograms,
     open_zeropoint_output,
 )
-from zpdist.io.tables import TableError
-from zpdist.maps import bin_index
-from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
-from zpdist.zeropoint import ZEROPOINT_FILE, OffsetEvaluator, PartitionTask, ZeroPointConfig, process_partition
 
 ROWS, PARTITION_ROWS, BINS = 20_000, 5_000, 64
 

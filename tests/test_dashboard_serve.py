@@ -8,7 +8,7 @@ import sys
 from astropy.table import Table
 
 from zpdist.cli import build_parser, main
-from zpdist.dashboard.serve import CATALOG_ENV, DEMO_CATALOG, resolve_catalog_path
+from zpdist_dashboard.serve import CATALOG_ENV, DEMO_CATALOG, resolve_catalog_path
 
 
 def test_serve_options_default_to_this_machine_only():

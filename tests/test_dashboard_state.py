@@ -9,7 +9,7 @@ import pytest
 from astropy.table import Table
 
 from tests.synthetic_catalog import synthetic_catalog, write_synthetic_catalog
-from zpdist.dashboard.state import (
+from zpdist_dashboard.state import (
     CatalogError,
     DashboardState,
     Selection,

@@ -10,13 +10,13 @@ import panel as pn
 import pytest
 
 from tests.synthetic_catalog import OFFSET_UAS, write_synthetic_catalog
-from zpdist.dashboard.selection import ROUTE_MODULE, SelectionControls
-from zpdist.dashboard.state import DashboardState, Selection, load_catalog
-from zpdist.dashboard.views.abundances import AbundancesView
-from zpdist.dashboard.views.distances import DistancesView
-from zpdist.dashboard.views.zeropoint import ZeroPointView
 from zpdist.maps import binned_median_map, color_limits
 from zpdist.precision import crossover_distance, fractional_error_profile
+from zpdist_dashboard.selection import ROUTE_MODULE, SelectionControls
+from zpdist_dashboard.state import DashboardState, Selection, load_catalog
+from zpdist_dashboard.views.abundances import AbundancesView
+from zpdist_dashboard.views.distances import DistancesView
+from zpdist_dashboard.views.zeropoint import ZeroPointView
 
 
 @pytest.fixture(scope="module")
@@ -97,5 +97,5 @@ def test_downloads_are_disabled_without_the_route(state, monkeypatch):
     monkeypatch.delitem(sys.modules, ROUTE_MODULE, raising=False)
     state.selection = Selection("x_gc", "y_gc", bounds=(-10, -3, -6, 3))
     controls = SelectionControls(state=state)
-    assert controls._prepare.disabled and "--plugins zpdist.dashboard.routes" in controls.link
+    assert controls._prepare.disabled and "--plugins zpdist_dashboard.routes" in controls.link
     state.selection = None

@@ -50,8 +50,8 @@ def test_twoface_ingest_select_predict_and_dashboard(realdata, mock_labels_run, 
     n_selected = len(read_catalog(selected)[0])
     assert 0 < n_selected < 426
 
-    from zpdist.dashboard.app import build_app
-    from zpdist.dashboard.state import load_catalog
+    from zpdist_dashboard.app import build_app
+    from zpdist_dashboard.state import load_catalog
 
     loaded = load_catalog(catalog_path)
     assert len(loaded.frame) == 426

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from zpdist.dashboard.state import Selection, filter_mask, load_catalog
+from zpdist_dashboard.state import Selection, filter_mask, load_catalog
 
 #: Where each tab's screenshot is saved (git-ignored), to be looked at by a person.
 SCREENSHOTS = Path(__file__).parent / "screenshots"

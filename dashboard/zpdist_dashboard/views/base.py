@@ -8,8 +8,8 @@ import numpy as np
 import panel as pn
 from holoviews.operation.datashader import rasterize
 
-from zpdist.dashboard.state import ELEMENT_LABELS, RANGE_FILTERS, Catalog, DashboardState, Selection
 from zpdist.maps import robust_edges
+from zpdist_dashboard.state import ELEMENT_LABELS, RANGE_FILTERS, Catalog, DashboardState, Selection
 
 hv.extension("bokeh", logo=False)
 

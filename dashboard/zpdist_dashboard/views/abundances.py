@@ -8,9 +8,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from zpdist.dashboard.state import ELEMENT_LABELS, DashboardState
-from zpdist.dashboard.views.base import LABELS, MAP_SIZE, SELECT_TOOLS, SQUARE_FRAME, missing_notice, selectable
 from zpdist.maps import DEFAULT_BINS, DEFAULT_MIN_COUNT, binned_median_map, color_limits, running_median
+from zpdist_dashboard.state import ELEMENT_LABELS, DashboardState
+from zpdist_dashboard.views.base import LABELS, MAP_SIZE, SELECT_TOOLS, SQUARE_FRAME, missing_notice, selectable
 
 #: Radii (kpc) of the reference circles: the bar/bulge region, and the Sun's R0 (taken from the catalog's frame).
 BULGE_RADIUS_KPC = 5.0

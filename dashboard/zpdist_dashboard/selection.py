@@ -9,15 +9,15 @@ import pandas as pd
 import panel as pn
 import param
 
-from zpdist.dashboard.export import DOWNLOAD_ROUTE, FORMATS, export_metadata, prepare_download
-from zpdist.dashboard.state import DashboardState
+from zpdist_dashboard.export import DOWNLOAD_ROUTE, FORMATS, export_metadata, prepare_download
+from zpdist_dashboard.state import DashboardState
 
 #: Rows and columns of the preview table.
 PREVIEW_ROWS = 100
 PREVIEW_COLUMNS = ("apogee_id", "ra", "dec", "dist", "dist_error", "parallax", "nn_parallax", "zp_offset",
                    "teff", "logg", "fe_h")  # fmt: skip
 #: The module whose import registers the download route (``zpdist serve``, or ``panel serve --plugins``).
-ROUTE_MODULE = "zpdist.dashboard.routes"
+ROUTE_MODULE = "zpdist_dashboard.routes"
 
 
 def download_route_registered() -> bool:
@@ -70,7 +70,7 @@ class SelectionControls(pn.viewable.Viewer):
             )  # fmt: skip
         elif not download_route_registered():
             self.link = (
-                "Downloads need the server route: run `zpdist serve`, or add `--plugins zpdist.dashboard.routes`."
+                "Downloads need the server route: run `zpdist serve`, or add `--plugins zpdist_dashboard.routes`."
             )
         else:
             self.link = f"Choose a format and prepare the download of the {n} selected stars."

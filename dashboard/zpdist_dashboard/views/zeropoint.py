@@ -7,9 +7,9 @@ import numpy as np
 import panel as pn
 import param
 
-from zpdist.dashboard.state import DashboardState
-from zpdist.dashboard.views.base import LABELS, MAP_SIZE, datashaded_map, dimension, missing_notice, selectable
 from zpdist.maps import robust_edges, running_median
+from zpdist_dashboard.state import DashboardState
+from zpdist_dashboard.views.base import LABELS, MAP_SIZE, datashaded_map, dimension, missing_notice, selectable
 
 #: Published DR2 zero-points (µas) shown beside a constant model's fit: (study, value, error or None).
 PUBLISHED_OFFSETS: tuple[tuple[str, float, float | None], ...] = (

@@ -1,7 +1,7 @@
 """Turning a selection of catalog rows into a CSV, FITS or Parquet file that records how it was made.
 
 Files are written atomically into a download folder that the server exposes at :data:`DOWNLOAD_ROUTE`
-(see :mod:`zpdist.dashboard.serve`), so large selections never travel over the websocket.
+(see :mod:`zpdist_dashboard.serve`), so large selections never travel over the websocket.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def export_metadata(catalog_path: Path, catalog_metadata: dict, filters: dict, s
     catalog_metadata : dict
         That catalog's metadata block (model, offset, frame, code version).
     filters : dict
-        The dashboard's filters (:meth:`zpdist.dashboard.state.DashboardState.describe_filters`).
+        The dashboard's filters (:meth:`zpdist_dashboard.state.DashboardState.describe_filters`).
     selection : dict
-        The drawn region (:meth:`zpdist.dashboard.state.Selection.to_dict`).
+        The drawn region (:meth:`zpdist_dashboard.state.Selection.to_dict`).
     n_rows : int
         Rows exported.
     """

@@ -1,8 +1,9 @@
 """The zpdist dashboard page: sidebar filters and selection controls, and the Zero-point / Distances / Abundances tabs.
 
 Serve it with ``zpdist serve [--catalog FILE] [--gaia ZEROPOINT_OUTPUT]``, or with
-``panel serve dashboard/app.py --plugins zpdist.dashboard.routes`` (the catalog from ``$ZPDIST_CATALOG``, else
-the demo catalog, and the optional Gaia-scale table from ``$ZPDIST_GAIA``; the plugin adds the download route).
+``panel serve dashboard/zpdist_dashboard/app.py --plugins zpdist_dashboard.routes`` (the catalog from
+``$ZPDIST_CATALOG``, else the demo catalog, and the optional Gaia-scale table from ``$ZPDIST_GAIA``; the
+plugin adds the download route).
 """
 
 from __future__ import annotations
@@ -12,20 +13,20 @@ import os
 import numpy as np
 import panel as pn
 
-from zpdist.dashboard.selection import SelectionControls
-from zpdist.dashboard.serve import GAIA_ENV, resolve_catalog_path
-from zpdist.dashboard.state import (
+from zpdist.maps import robust_edges
+from zpdist_dashboard.selection import SelectionControls
+from zpdist_dashboard.serve import GAIA_ENV, resolve_catalog_path
+from zpdist_dashboard.state import (
     QUALITY_CUTS,
     RANGE_FILTERS,
     Catalog,
     DashboardState,
     shared_catalog,
 )
-from zpdist.dashboard.views.abundances import AbundancesView
-from zpdist.dashboard.views.distances import DistancesView
-from zpdist.dashboard.views.gaia_scale import GaiaHistograms, GaiaScaleView, shared_gaia_histograms
-from zpdist.dashboard.views.zeropoint import ZeroPointView
-from zpdist.maps import robust_edges
+from zpdist_dashboard.views.abundances import AbundancesView
+from zpdist_dashboard.views.distances import DistancesView
+from zpdist_dashboard.views.gaia_scale import GaiaHistograms, GaiaScaleView, shared_gaia_histograms
+from zpdist_dashboard.views.zeropoint import ZeroPointView
 
 #: Tab titles, in order.
 TABS = ("Zero-point", "Distances", "Abundances")
@@ -64,11 +65,11 @@ def build_app(catalog: Catalog, gaia: GaiaHistograms | None = None) -> pn.templa
     Parameters
     ----------
     catalog : Catalog
-        Shared by all sessions (see :func:`zpdist.dashboard.state.shared_catalog`); each session gets
+        Shared by all sessions (see :func:`zpdist_dashboard.state.shared_catalog`); each session gets
         its own :class:`DashboardState`.
     gaia : GaiaHistograms, optional
         Histograms of a ``zpdist zeropoint`` output (see
-        :func:`zpdist.dashboard.views.gaia_scale.shared_gaia_histograms`), shown below the catalog's maps in
+        :func:`zpdist_dashboard.views.gaia_scale.shared_gaia_histograms`), shown below the catalog's maps in
         the Zero-point tab.
     """
     pn.extension("tabulator", notifications=True)
@@ -97,11 +98,11 @@ def build_app(catalog: Catalog, gaia: GaiaHistograms | None = None) -> pn.templa
 
 
 def served_app() -> pn.template.FastListTemplate:
-    """The page over the catalog chosen by :func:`zpdist.dashboard.serve.resolve_catalog_path`, with the
+    """The page over the catalog chosen by :func:`zpdist_dashboard.serve.resolve_catalog_path`, with the
     Gaia-scale table of ``$ZPDIST_GAIA`` when set."""
     gaia = os.environ.get(GAIA_ENV)
     return build_app(shared_catalog(resolve_catalog_path(None)), shared_gaia_histograms(gaia) if gaia else None)
 
 
-if __name__.startswith("bokeh_app"):  # run by `panel serve dashboard/app.py`
+if __name__.startswith("bokeh_app"):  # run by `panel serve dashboard/zpdist_dashboard/app.py`
     served_app().servable()

@@ -42,12 +42,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from zpdist.dashboard.views.base import LABELS, MAP_SIZE
-from zpdist.dashboard.views.zeropoint import MAP_PLANES, OFFSET
 from zpdist.io.atomic import atomic_path
 from zpdist.io.tables import TableError
 from zpdist.maps import color_limits
 from zpdist.zeropoint import ZEROPOINT_FILE, ZeroPointColumns, find_inputs
+from zpdist_dashboard.views.base import LABELS, MAP_SIZE
+from zpdist_dashboard.views.zeropoint import MAP_PLANES, OFFSET
 
 #: Columns of the dask DataFrame: the three coordinates, Δϖ (µas) and the training-domain flag.
 COORDINATES = ("phot_g_mean_mag", "bp_rp", "teff")

@@ -8,9 +8,9 @@ import pandas as pd
 import panel as pn
 import param
 
-from zpdist.dashboard.state import DashboardState
-from zpdist.dashboard.views.base import SQUARE_FRAME, datashaded_map, dimension, missing_notice, selectable
 from zpdist.precision import crossover_distance, fractional_error_profile
+from zpdist_dashboard.state import DashboardState
+from zpdist_dashboard.views.base import SQUARE_FRAME, datashaded_map, dimension, missing_notice, selectable
 
 #: Columns :func:`zpdist.precision.fractional_error_profile` reads.
 PROFILE_COLUMNS = ["dist", "dist_error", "parallax_corrected", "parallax_corrected_error"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 #: Where ``zpdist demo`` writes its catalog; the dashboard's default.
 DEMO_CATALOG = Path("data/demo/catalog.parquet")
-#: Environment variable naming the catalog (for ``panel serve dashboard/app.py``).
+#: Environment variable naming the catalog (for ``panel serve dashboard/zpdist_dashboard/app.py``).
 CATALOG_ENV = "ZPDIST_CATALOG"
 #: Environment variable naming a `zpdist zeropoint` output to add to the Zero-point tab (for ``panel serve``).
 GAIA_ENV = "ZPDIST_GAIA"
@@ -65,10 +65,10 @@ def run_serve(args: argparse.Namespace) -> None:
     interrupted."""
     import panel as pn
 
-    from zpdist.dashboard.app import build_app
-    from zpdist.dashboard.routes import ROUTES
-    from zpdist.dashboard.state import shared_catalog
-    from zpdist.dashboard.views.gaia_scale import shared_gaia_histograms
+    from zpdist_dashboard.app import build_app
+    from zpdist_dashboard.routes import ROUTES
+    from zpdist_dashboard.state import shared_catalog
+    from zpdist_dashboard.views.gaia_scale import shared_gaia_histograms
 
     catalog_path = resolve_catalog_path(args.catalog)
     catalog = shared_catalog(catalog_path)

@@ -1,7 +1,7 @@
 """The download route: tornado serving the folder of prepared downloads under ``/zpdist-downloads/``.
 
 ``zpdist serve`` adds :data:`ROUTES` to its server; with Panel's own command, load this module as a
-plugin: ``panel serve dashboard/app.py --plugins zpdist.dashboard.routes``. The dashboard offers
+plugin: ``panel serve dashboard/zpdist_dashboard/app.py --plugins zpdist_dashboard.routes``. The dashboard offers
 downloads only in a process where this module was loaded.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tornado.web import StaticFileHandler
 
-from zpdist.dashboard.export import DOWNLOAD_ROUTE, download_dir
+from zpdist_dashboard.export import DOWNLOAD_ROUTE, download_dir
 
 
 class DownloadHandler(StaticFileHandler):

@@ -147,12 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_mock, _add_train, _add_predict, _add_demo):
         add(sub)
-    from zpdist.dashboard.serve import add_serve_parser
     from zpdist.fetch import add_fetch_parser
     from zpdist.ingest.cli import add_ingest_parser
     from zpdist.mock.gaia_catalog import add_mock_gaia_parser
     from zpdist.select_table import add_select_parser
     from zpdist.zeropoint import add_zeropoint_parser
+    from zpdist_dashboard.serve import add_serve_parser
 
     for add in (add_serve_parser, add_mock_gaia_parser, add_zeropoint_parser, add_ingest_parser, add_select_parser,
                 add_fetch_parser):  # fmt: skip
@@ -214,7 +214,7 @@ def _run_demo(args: argparse.Namespace) -> None:
 
 
 def _run_serve(args: argparse.Namespace) -> None:
-    from zpdist.dashboard.serve import run_serve
+    from zpdist_dashboard.serve import run_serve
 
     run_serve(args)
 
