@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from zpdist.errors import InputError
 from zpdist.io.columns import XFE_COLUMNS
 from zpdist.photometry import fakemag_to_log_solar_luminosity, mag_parallax_to_fakemag
 
@@ -20,7 +21,7 @@ from zpdist.photometry import fakemag_to_log_solar_luminosity, mag_parallax_to_f
 OFFSET_INPUT_COLUMNS: tuple[str, str, str] = ("phot_g_mean_mag", "bp_rp", "teff")
 
 
-class EmptySelectionError(ValueError):
+class EmptySelectionError(InputError):
     """No star is left after the cuts; the message lists each cut's count."""
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from tqdm.auto import tqdm
 
 from zpdist import __version__
+from zpdist.errors import ZpdistError
 
 #: HTTP statuses worth retrying: the server is busy, restarting or rate-limiting.
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -41,7 +42,7 @@ _BYTES = {"unit": "B", "unit_scale": True, "unit_divisor": 1024}
 _OFFLINE_ERRNOS = frozenset({errno.ECONNREFUSED, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN})
 
 
-class DownloadError(OSError):
+class DownloadError(ZpdistError, OSError):
     """A download failed; the message names the URL, says what was kept on disk and what to run next."""
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from zpdist.errors import FileFormatError
+
 #: Number of pixels of the apStar grid and of the gap-free grid the network reads.
 N_APSTAR_PIXELS = 8575
 N_PIXELS = 7514
@@ -34,7 +36,7 @@ def wavelength_grid() -> np.ndarray:
     return np.concatenate([full[s] for s in CHIP_SLICES])
 
 
-class SpectraError(ValueError):
+class SpectraError(FileFormatError):
     """A spectra file is unreadable or has the wrong shape; the message names the file and both shapes."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zpdist.errors import FileFormatError
 from zpdist.io.columns import (
     APOGEE_FIELDS,
     GAIA_FIELDS,
@@ -25,7 +26,7 @@ from zpdist.io.columns import (
 TABLE_SUFFIXES = (".fits", ".fit", ".fits.gz", ".parquet", ".pq", ".csv")
 
 
-class TableError(ValueError):
+class TableError(FileFormatError):
     """A table cannot be read or lacks what is needed; the message names the file and the column."""
 
 
