@@ -13,7 +13,6 @@ from numpy.testing import assert_array_equal
 from zpdist.cli import main
 from zpdist.io.catalog import METADATA_KEY, write_catalog
 from zpdist.io.tables import read_table
-from zpdist.select_table import read_cuts_config
 from zpdist.selection import MAP_ELEMENTS, MapCuts, TrainingCuts, apply_cuts, map_cuts, x_h_error
 
 TWOFACE = "merged_TwoFace_DR14allStar_x_GaiaDR2_532.fits"
@@ -105,38 +104,6 @@ def test_map_cuts_element_and_x_h_error():
     assert_array_equal(x_h_error(table, "mg_fe"), table["mg_fe_err"])
     assert_array_equal(x_h_error(table, "fe_h"), table["fe_h_err"])
     assert MapCuts().to_dict()["max_fe_h_err"] == 0.05
-
-
-# --- TOML config -----------------------------------------------------------------------------------------------
-
-
-def test_read_cuts_config(tmp_path):
-    assert read_cuts_config(None) == (TrainingCuts(), MapCuts())
-    path = tmp_path / "cuts.toml"
-    path.write_text('[training]\nmin_snr = 100\nrequire_starflag_zero = false\n[maps]\nelement = "mg_fe"\n')
-    training, maps = read_cuts_config(path)
-    assert training == TrainingCuts(min_snr=100.0, require_starflag_zero=False)
-    assert maps == MapCuts(element="mg_fe")
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("[training]\nmin_snrr = 100\n", r"cuts\.toml: unknown key 'min_snrr' in \[training\]; known keys: max_paral"),
-        ("[maps]\nmax_abs_z = 0.3\nsigma = 1\n", r"cuts\.toml: unknown key 'sigma' in \[maps\]"),
-        ("[train]\nmin_snr = 100\n", r"cuts\.toml: unknown section\(s\) \[train\]"),
-        ("[training]\nmin_snr = 'high'\n", r"cuts\.toml: \[training\] min_snr = 'high' must be a float"),
-        ("[training]\nrequire_starflag_zero = 1\n", r"require_starflag_zero = 1 must be a bool"),
-        ("[training]\nmin_visibility_periods = 8.5\n", r"min_visibility_periods = 8.5 must be a int"),
-        ("[maps]\nelement = 'xx'\n", r"cuts\.toml: \[maps\]: unknown map element 'xx'"),
-        ("[training\n", r"cuts\.toml: not valid TOML"),
-    ],
-)
-def test_read_cuts_config_errors(tmp_path, text, message):
-    path = tmp_path / "cuts.toml"
-    path.write_text(text)
-    with pytest.raises(ValueError, match=message):
-        read_cuts_config(path)
 
 
 # --- the command on the mock -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.polynomial import chebyshev
 
+from zpdist.errors import InputError
 from zpdist.io.spectra import CHIP_SLICES
 
 #: Error given to bad pixels after normalisation (they carry no information).
@@ -77,15 +78,15 @@ class ContinuumConfig:
 
     def __post_init__(self):
         if self.degree < 0:
-            raise ValueError(f"degree must be non-negative (got {self.degree})")
+            raise InputError(f"degree must be non-negative (got {self.degree})")
         if self.clip_low <= 0 or self.clip_high <= 0:
-            raise ValueError(f"clip_low and clip_high must be positive (got {self.clip_low}, {self.clip_high})")
+            raise InputError(f"clip_low and clip_high must be positive (got {self.clip_low}, {self.clip_high})")
         if self.max_iterations < 1:
-            raise ValueError(f"max_iterations must be at least 1 (got {self.max_iterations})")
+            raise InputError(f"max_iterations must be at least 1 (got {self.max_iterations})")
         if self.min_pixels < self.degree + 1:
-            raise ValueError(f"min_pixels ({self.min_pixels}) must exceed the degree ({self.degree})")
+            raise InputError(f"min_pixels ({self.min_pixels}) must exceed the degree ({self.degree})")
         if not self.max_error > 0:
-            raise ValueError(f"max_error must be positive (got {self.max_error})")
+            raise InputError(f"max_error must be positive (got {self.max_error})")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -29,3 +29,7 @@ class FileFormatError(ZpdistError, ValueError):
 
 class OutputError(ZpdistError, OSError):
     """An output that cannot be written where asked (e.g. it would overwrite an input)."""
+
+
+class MissingInputError(ZpdistError, FileNotFoundError):
+    """An input file or folder that does not exist, or a pattern that matches nothing."""

@@ -8,13 +8,11 @@ folder of their own. ``zpdist fetch --url URL`` downloads any other file to ``DE
 
 from __future__ import annotations
 
-import argparse
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from zpdist.io.download import Checksum, DownloadConfig, Downloaded, download
+from zpdist.errors import InputError
+from zpdist.io.download import Checksum, Downloaded
 
 DEFAULT_DEST = Path("data")
 
@@ -113,7 +111,7 @@ def registry_entry(name: str) -> RemoteFile:
     for entry in REGISTRY:
         if entry.name == name:
             return entry
-    raise ValueError(
+    raise InputError(
         f"unknown file {name!r}; known: {', '.join(e.name for e in REGISTRY)} (`zpdist fetch --list` describes them)"
     )
 
@@ -150,89 +148,8 @@ def format_registry(dest: str | Path = DEFAULT_DEST) -> str:
     return "\n\n".join(blocks)
 
 
-def add_fetch_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``zpdist fetch``."""
-    names = ", ".join(e.name for e in REGISTRY)
-    p = sub.add_parser(
-        "fetch",
-        help="download the real survey files into data/ (resumable, verified)",
-        description="Download a registered survey file to DEST/NAME/FILENAME, or any file with --url to "
-        "DEST/FILENAME. Bytes go to FILENAME.part first: an interrupted download resumes where it stopped (HTTP "
-        "Range), and the file is renamed into place only once its size and checksum match. Files with a known "
-        "checksum are verified against it; the others only against the server's Content-Length (the registry "
-        "has no trustworthy sizes yet). Bytes that fail verification are kept as FILENAME.bad. "
-        f"Registered files: {names}. `zpdist fetch --list` shows their sizes, checks, sources and credits.",
-        epilog="Examples:\n  zpdist fetch --list\n  zpdist fetch apogee-dr17-allstar\n"
-        "  zpdist fetch apogee-dr14-allstar --dest /big/disk\n"
-        "  zpdist fetch --url https://example.org/table.fits --sha256 HEX --dest data/extra",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("name", nargs="?", metavar="NAME", help=f"registered file to download: {names}")
-    p.add_argument("--list", action="store_true", help="print the registry (sizes, checksums, sources) and exit")
-    p.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="destination folder (default data/)")
-    p.add_argument(
-        "--url",
-        help="download from this address instead: a mirror for NAME (whose checksum still applies) or, without "
-        "NAME, any file",
-    )
-    digest = p.add_mutually_exclusive_group()
-    for algorithm in ("sha256", "sha1", "md5"):
-        digest.add_argument(
-            f"--{algorithm}", metavar="HEX", help=f"expected {algorithm} of the file (overrides the registry's)"
-        )
-    p.add_argument("--no-verify", action="store_true", help="skip the size and checksum checks")
-    p.add_argument("--retries", type=int, default=5, help="retries after a transient failure (default 5)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default 60)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run_fetch(args: argparse.Namespace) -> None:
-    """Run ``zpdist fetch``: list the registry, or download one file and report how it was checked."""
-    if args.list:
-        print(format_registry(args.dest))
-        return
-    override = next(
-        (Checksum(a, getattr(args, a)) for a in ("sha256", "sha1", "md5") if getattr(args, a) is not None), None
-    )
-    options = [] if args.dest == DEFAULT_DEST else ["--dest", str(args.dest)]
-    options += [f"--{override.algorithm}", override.hexdigest] if override else []
-    options += ["--no-verify"] if args.no_verify else []
-    if args.name is not None:
-        entry = registry_entry(args.name)
-        url = args.url or entry.url
-        target = target_path(entry, args.dest)
-        size, checksum = entry.size_bytes, override or entry.checksum
-        rerun = shlex.join(["zpdist", "fetch", entry.name, *(["--url", args.url] if args.url else []), *options])
-    elif args.url is not None:
-        entry = None
-        filename = Path(unquote(urlsplit(args.url).path)).name
-        if filename in ("", ".", ".."):
-            raise ValueError(f"{args.url}: the address names no file; give one ending in a file name")
-        url, target, size, checksum = args.url, args.dest / filename, None, override
-        rerun = shlex.join(["zpdist", "fetch", "--url", args.url, *options])
-    else:
-        raise ValueError(
-            f"name a file to fetch ({', '.join(e.name for e in REGISTRY)}) or give --url; "
-            "`zpdist fetch --list` describes them"
-        )
-    config = DownloadConfig(timeout_s=args.timeout, retries=args.retries)
-    result = download(
-        url,
-        target,
-        size=size,
-        checksum=checksum,
-        verify=not args.no_verify,
-        config=config,
-        progress=not args.quiet,
-        rerun=rerun,
-    )
-    print(_report(result, checksum, args.no_verify))
-    if entry is not None:
-        print(f"credit: {entry.credit}")
-
-
-def _report(result: Downloaded, checksum: Checksum | None, no_verify: bool) -> str:
-    """One line on what was fetched and how far it can be trusted."""
+def format_download_report(result: Downloaded, checksum: Checksum | None, no_verify: bool) -> str:
+    """One line on what was fetched (``result``) and how far it can be trusted."""
     if result.checksum_verified:
         check = f"{checksum.algorithm} verified"
     elif no_verify:

@@ -5,7 +5,6 @@ Shared by every command that fans work out with dask (``zpdist zeropoint``, ``zp
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import Callable, Iterator
 
@@ -56,16 +55,3 @@ def dask_executor(
             client = stack.enter_context(Client(scheduler))
         log(f"dask scheduler {client.scheduler.address}, dashboard {client.dashboard_link}")
         yield client
-
-
-def add_dask_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--scheduler`` and ``--workers`` (read by :func:`dask_executor`) to a command's options."""
-    parser.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="dask scheduler address (tcp://HOST:8786) of a running cluster, or 'threads' / 'synchronous' to run "
-        "in this process (default: start a local cluster)",
-    )
-    parser.add_argument(
-        "--workers", type=int, metavar="N", help="worker processes of the local cluster (default: one per core)"
-    )

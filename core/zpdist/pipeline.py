@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from zpdist import __version__
 from zpdist.catalog import UNITS, build_catalog
+from zpdist.errors import InputError
 from zpdist.galactocentric import GalactocentricFrameConfig
 from zpdist.io.catalog import read_catalog, write_catalog
 from zpdist.io.spectra import SpectraReader
@@ -76,7 +77,7 @@ def predict_catalog(
             prediction.fill(rows, mc_predict(model, inputs[rows], z, mc_samples, torch_device, max_rows, precision))
     else:
         if spectra_path is None:
-            raise ValueError(f"{run_dir}: this is a spectra-mode model; give --spectra FILE")
+            raise InputError(f"{run_dir}: this is a spectra-mode model; give --spectra FILE")
         with SpectraReader(spectra_path, expected_rows=len(table)) as reader:
             has_spectrum = reader.has_spectrum
             chunks = reader.iter_chunks(SPECTRA_CHUNK_ROWS)

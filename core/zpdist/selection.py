@@ -208,7 +208,7 @@ class MapCuts:
 
     def __post_init__(self) -> None:
         if self.element not in MAP_ELEMENTS:
-            raise ValueError(f"unknown map element {self.element!r}; choose one of {', '.join(MAP_ELEMENTS)}")
+            raise InputError(f"unknown map element {self.element!r}; choose one of {', '.join(MAP_ELEMENTS)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

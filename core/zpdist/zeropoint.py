@@ -27,7 +27,6 @@ interrupted job can be resumed: finished partitions are skipped.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import glob
 import json
@@ -44,9 +43,10 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from zpdist import __version__
+from zpdist.errors import InputError, MissingInputError
 from zpdist.io.atomic import atomic_path, write_text_atomic
 from zpdist.io.tables import TableError
-from zpdist.parallel import add_dask_arguments, dask_executor
+from zpdist.parallel import dask_executor
 
 ZEROPOINT_FILE = "zeropoint.json"
 #: Columns written for every input row.
@@ -115,9 +115,9 @@ class ZeroPointConfig:
 
     def __post_init__(self):
         if self.mc_samples < 2:
-            raise ValueError(f"mc_samples must be at least 2 (got {self.mc_samples})")
+            raise InputError(f"mc_samples must be at least 2 (got {self.mc_samples})")
         if self.batch_rows < 1 or self.mc_block < 1:
-            raise ValueError("batch_rows and mc_block must be positive")
+            raise InputError("batch_rows and mc_block must be positive")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -183,7 +183,7 @@ class OffsetEvaluator:
         if model.offset_mlp is None:
             return cls(constant_mas=float(model.offset_mas.detach()), level_error_mas=level_error), metadata
         if metadata.get("offset_input_range") is None:
-            raise ValueError(
+            raise InputError(
                 f"{Path(run_dir) / MODEL_FILE}: this run predates the stored training domain (offset_input_range); "
                 "retrain it with this version of zpdist to apply its offset model"
             )
@@ -283,7 +283,7 @@ def find_inputs(input_glob: str | os.PathLike) -> list[Path]:
         pattern = str(Path(pattern) / "*.parquet")
     paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
     if not paths:
-        raise FileNotFoundError(f"no input files match {pattern!r}")
+        raise MissingInputError(f"no input files match {pattern!r}")
     return paths
 
 
@@ -473,9 +473,9 @@ def apply_offset_model(
     rows_in = [check_input(path, config.columns, evaluator.constant_mas is None) for path in sources]
     targets = [out_dir / path.name for path in sources]
     if len(set(targets)) < len(targets):
-        raise ValueError(f"input files matching {str(input_glob)!r} share names; outputs are named after inputs")
+        raise InputError(f"input files matching {str(input_glob)!r} share names; outputs are named after inputs")
     if any(t.resolve() == s.resolve() for s, t in zip(sources, targets, strict=True)):
-        raise ValueError(f"--out {out_dir} is the input folder: the outputs would overwrite the inputs")
+        raise InputError(f"--out {out_dir} is the input folder: the outputs would overwrite the inputs")
     record = {
         "status": "running",
         "run": str(Path(run_dir).resolve()),
@@ -491,7 +491,7 @@ def apply_offset_model(
         if {k: previous.get(k) for k in ("run", "config", "model")} != json.loads(
             json.dumps({k: record[k] for k in ("run", "config", "model")})
         ):
-            raise ValueError(f"{record_path}: written with another model or configuration; cannot resume")
+            raise InputError(f"{record_path}: written with another model or configuration; cannot resume")
         done = {t for t, n in zip(targets, rows_in, strict=True) if t.exists() and pq.read_metadata(t).num_rows == n}
         log(f"resuming: {len(done)} of {len(targets)} partitions already written")
     write_text_atomic(record_path, json.dumps(record, indent=2))
@@ -521,74 +521,3 @@ def apply_offset_model(
         f"{record['n_missing_inputs']:,} with a missing input"
     )
     return record
-
-
-def add_zeropoint_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``zpdist zeropoint`` and its options."""
-    defaults = ZeroPointConfig()
-    p = subparsers.add_parser(
-        "zeropoint",
-        help="apply a trained offset model to a large Gaia-like Parquet table with dask",
-        description="Evaluate a run's parallax zero-point model on every row of a partitioned Parquet table "
-        "(G, BP-RP, Teff columns), one output file per input file, same names and row order, in OUT_DIR: "
-        "zp_offset_mas (dropout off), zp_offset_err_mas (Monte-Carlo dropout spread and the fitted level's "
-        "statistical error in quadrature), zp_offset_err_mc_mas (the spread alone) and "
-        "zp_outside_training_domain (inputs outside the training stars' range, or missing). "
-        "OUT_DIR/zeropoint.json records the configuration, the model and the counts. Without --scheduler, a "
-        "local dask cluster of --workers processes is started.",
-    )
-    p.add_argument("--run", required=True, type=Path, metavar="RUN_DIR", help="training run folder (holds model.pt)")
-    p.add_argument(
-        "--input",
-        required=True,
-        metavar="GLOB",
-        help="glob of input Parquet files, quoted (e.g. 'gaia/*.parquet'), or a folder",
-    )
-    p.add_argument("--out", required=True, type=Path, metavar="OUT_DIR", help="output folder")
-    add_dask_arguments(p)
-    p.add_argument(
-        "--mc-samples",
-        type=int,
-        default=defaults.mc_samples,
-        help=f"Monte-Carlo dropout passes (default {defaults.mc_samples})",
-    )
-    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the dropout masks (default 0)")
-    columns = defaults.columns
-    p.add_argument("--g-column", default=columns.g, help=f"G magnitude column (default {columns.g})")
-    p.add_argument("--bp-rp-column", default=columns.bp_rp, help=f"BP-RP colour column (default {columns.bp_rp})")
-    p.add_argument("--teff-column", default=columns.teff, help=f"Teff column in K (default {columns.teff})")
-    p.add_argument(
-        "--id-column",
-        default=columns.source_id,
-        help=f"identifier copied to the output when present (default {columns.source_id})",
-    )
-    p.add_argument("--keep-input-columns", action="store_true", help="copy every input column to the output")
-    p.add_argument(
-        "--batch-rows",
-        type=int,
-        default=defaults.batch_rows,
-        help=f"rows per read/evaluate/write step (memory bound; default {defaults.batch_rows})",
-    )
-    p.add_argument("--resume", action="store_true", help="keep partitions already written by an interrupted run")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run_zeropoint(args: argparse.Namespace) -> None:
-    """Run ``zpdist zeropoint``."""
-    config = ZeroPointConfig(
-        columns=ZeroPointColumns(args.g_column, args.bp_rp_column, args.teff_column, args.id_column or None),
-        mc_samples=args.mc_samples,
-        seed=args.seed,
-        batch_rows=args.batch_rows,
-        keep_input_columns=args.keep_input_columns,
-    )
-    apply_offset_model(
-        args.run,
-        args.input,
-        args.out,
-        config,
-        scheduler=args.scheduler,
-        n_workers=args.workers,
-        resume=args.resume,
-        progress=not args.quiet,
-    )

@@ -36,15 +36,8 @@ def resolve_catalog_path(path: str | os.PathLike | None) -> Path:
     return DEMO_CATALOG
 
 
-def add_serve_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``zpdist serve`` and its options."""
-    p = subparsers.add_parser(
-        "serve",
-        help="open the interactive dashboard (zero-point, distances, abundance maps) in a browser",
-        description="Serve the dashboard over a catalog written by `zpdist predict` or `zpdist demo`. Without "
-        f"--catalog it uses ${CATALOG_ENV}, else {DEMO_CATALOG}, which is built first (as by `zpdist demo`) "
-        "when absent.",
-    )
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``zpdist serve``."""
     p.add_argument("--catalog", type=Path, help="catalog (.parquet or .fits) to show")
     p.add_argument(
         "--gaia", metavar="GLOB",

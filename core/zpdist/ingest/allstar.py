@@ -21,7 +21,6 @@ programmes). They are kept, as the paper did; select them out with ``extratarg &
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from zpdist import __version__
-from zpdist.io.crossmatch import JOIN_MODES, MATCH_SEPARATION, MatchSummary, join_gaia_file
+from zpdist.io.crossmatch import MATCH_SEPARATION, MatchSummary, join_gaia_file
 from zpdist.io.tables import list_columns, read_columns, read_table
 
 #: allStar bookkeeping columns carried into the table: canonical name -> allStar name.
@@ -229,32 +228,3 @@ def write_table(table: pd.DataFrame, path: str | Path, metadata: dict) -> Path:
     from zpdist.io.catalog import write_catalog
 
     return write_catalog(table, path, metadata, {**UNITS, **INGEST_UNITS})
-
-
-def add_allstar_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``zpdist ingest allstar``."""
-    parser.add_argument("--allstar", required=True, type=Path, help="allStar file, DR14/DR16/DR17 (FITS/Parquet/CSV)")
-    parser.add_argument(
-        "--gaia",
-        type=Path,
-        help="Gaia astrometry to join when the allStar lacks it (or to replace its own): a row-aligned .npz "
-        "(astroNN's gaiadr2_apogeedr14 parallax file) or a Gaia table (FITS/Parquet/CSV)",
-    )
-    parser.add_argument(
-        "--gaia-join",
-        choices=JOIN_MODES,
-        help="how to join --gaia (default: row for .npz; source_id when both sides have one; else position)",
-    )
-    parser.add_argument(
-        "--match-radius-arcsec", type=float, default=1.0, help="positional match radius (default 1 arcsec)"
-    )
-    parser.add_argument("--out", required=True, type=Path, help="output table, .parquet (or .fits)")
-
-
-def run_ingest_allstar(args: argparse.Namespace) -> None:
-    """Run ``zpdist ingest allstar``: read, join, de-duplicate, print the counts, write atomically."""
-    if args.out.suffix.lower() not in (".parquet", ".fits"):
-        raise ValueError(f"{args.out}: the output table must end in .parquet or .fits")
-    table, metadata = ingest_allstar(args.allstar, args.gaia, args.gaia_join, args.match_radius_arcsec)
-    write_table(table, args.out, metadata)
-    print(f"wrote {args.out}: {len(table)} rows, {table.shape[1]} columns; provenance in its 'zpdist' metadata")

@@ -29,7 +29,6 @@ bounded whatever the number of files; the output is written atomically (temporar
 
 from __future__ import annotations
 
-import argparse
 import functools
 import glob
 import json
@@ -44,6 +43,7 @@ from tqdm.auto import tqdm
 
 from zpdist import __version__
 from zpdist.continuum import ContinuumConfig, clean_normalised, normalise
+from zpdist.errors import InputError, MissingInputError
 from zpdist.io.apstar import (
     DEFAULT_BAD_BITS,
     FITS_SUFFIXES,
@@ -64,7 +64,7 @@ from zpdist.io.spectra import (
     interpolate_to_grid,
 )
 from zpdist.io.tables import TableError
-from zpdist.parallel import add_dask_arguments, dask_executor
+from zpdist.parallel import dask_executor
 
 #: File-name patterns collected from a folder (recursively).
 FOLDER_PATTERNS: tuple[str, ...] = tuple(
@@ -101,7 +101,7 @@ class IngestConfig:
 
     def __post_init__(self):
         if self.batch_files < 1 or self.chunk_rows < 1:
-            raise ValueError(f"batch_files and chunk_rows must be positive (got {self.batch_files}, {self.chunk_rows})")
+            raise InputError(f"batch_files and chunk_rows must be positive (got {self.batch_files}, {self.chunk_rows})")
         bad_pixel_mask(np.zeros(1, np.int64), self.bad_bits)  # rejects unknown bits
 
     def to_dict(self) -> dict:
@@ -228,7 +228,7 @@ def gather_files(sources: Sequence[str | os.PathLike]) -> list[Path]:
         if path.is_dir():
             matches = {p for pattern in FOLDER_PATTERNS for p in path.rglob(pattern) if p.is_file()}
             if not matches:
-                raise FileNotFoundError(
+                raise MissingInputError(
                     f"{path}: no apStar-*, asStar-* or aspcapStar-* FITS files in this folder or below "
                     "(name other files, such as npz spectra, one by one or with a glob pattern)"
                 )
@@ -237,7 +237,7 @@ def gather_files(sources: Sequence[str | os.PathLike]) -> list[Path]:
         else:
             matches = {Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file()}
         if not matches:
-            raise FileNotFoundError(f"no spectrum files match {text!r}")
+            raise MissingInputError(f"no spectrum files match {text!r}")
         found |= matches
     return sorted(found)
 
@@ -537,81 +537,3 @@ def ingest_spectra(
         f"({len(unreadable):,} unreadable); {compute_seconds:.1f} s processing ({timing}), {seconds:.1f} s in all"
     )
     return record
-
-
-def _bad_bits(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(b) for b in text.split(",") if b.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated bit numbers, got {text!r}") from exc
-
-
-def add_spectra_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``zpdist ingest spectra``."""
-    defaults = IngestConfig()
-    continuum = defaults.continuum
-    parser.add_argument(
-        "--apstar",
-        required=True,
-        nargs="+",
-        metavar="DIR_OR_FILES",
-        help="apStar/asStar/aspcapStar FITS or npz spectra: files, folders (their apStar-*, asStar-*, aspcapStar-* "
-        "FITS files, recursively), quoted glob patterns, or @LIST (a text file naming one per line)",
-    )
-    parser.add_argument("--out", required=True, type=Path, help="output HDF5 file (e.g. spectra.h5)")
-    parser.add_argument(
-        "--table",
-        type=Path,
-        help="allStar-like table (FITS/Parquet/CSV): write one row per table row, matched by APOGEE_ID (then "
-        "TELESCOPE, FIELD); rows without a file are 1s with has_spectrum False. Default: one row per file",
-    )
-    add_dask_arguments(parser)
-    parser.add_argument(
-        "--wavelength",
-        type=Path,
-        metavar="NPZ",
-        help="npz file with the 'wavelength' grid (Å, vacuum) of npz spectra that do not carry their own",
-    )
-    parser.add_argument(
-        "--bad-bits",
-        type=_bad_bits,
-        default=defaults.bad_bits,
-        metavar="BITS",
-        help="APOGEE_PIXMASK bits that make a pixel bad, comma-separated "
-        f"(default {','.join(map(str, defaults.bad_bits))}: astroNN's)",
-    )
-    parser.add_argument(
-        "--degree",
-        type=int,
-        default=continuum.degree,
-        help=f"Chebyshev degree of each chip's continuum (default {continuum.degree})",
-    )
-    parser.add_argument(
-        "--batch-files", type=int, default=defaults.batch_files, help=f"files per task (default {defaults.batch_files})"
-    )
-    parser.add_argument(
-        "--skip-unreadable",
-        action="store_true",
-        help="write unreadable files' rows as missing (listed in STEM.json) instead of stopping",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run_ingest_spectra(args: argparse.Namespace) -> None:
-    """Run ``zpdist ingest spectra``."""
-    config = IngestConfig(
-        continuum=ContinuumConfig(degree=args.degree),
-        bad_bits=args.bad_bits,
-        wavelength_file=None if args.wavelength is None else str(args.wavelength),
-        batch_files=args.batch_files,
-        skip_unreadable=args.skip_unreadable,
-    )
-    ingest_spectra(
-        args.apstar,
-        args.out,
-        table=args.table,
-        config=config,
-        scheduler=args.scheduler,
-        n_workers=args.workers,
-        progress=not args.quiet,
-    )

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zpdist.errors import InputError
 from zpdist.io.spectra import N_APSTAR_PIXELS, N_PIXELS, SpectraError
 
 #: APOGEE_PIXMASK bit → name (DR13–DR17).
@@ -128,7 +129,7 @@ def bad_pixel_mask(bitmask: np.ndarray, bits: Iterable[int] = DEFAULT_BAD_BITS) 
     bits = tuple(bits)
     unknown = [b for b in bits if b not in APOGEE_PIXMASK]
     if unknown:
-        raise ValueError(f"unknown APOGEE_PIXMASK bit(s) {unknown}; known bits are 0-14 ({APOGEE_PIXMASK})")
+        raise InputError(f"unknown APOGEE_PIXMASK bit(s) {unknown}; known bits are 0-14 ({APOGEE_PIXMASK})")
     selected = np.int64(sum(1 << b for b in set(bits)))
     return (np.asarray(bitmask, dtype=np.int64) & selected) != 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zpdist.errors import InputError
 from zpdist.io.atomic import atomic_path
 
 METADATA_KEY = "zpdist"
@@ -34,7 +35,7 @@ def write_catalog(catalog: pd.DataFrame, path: str | os.PathLike, metadata: dict
     """
     path = Path(path)
     if path.suffix.lower() not in CATALOG_SUFFIXES:
-        raise ValueError(f"{path}: catalog must end in .parquet or .fits")
+        raise InputError(f"{path}: catalog must end in .parquet or .fits")
     text = json.dumps(metadata)
     if path.suffix.lower() == ".parquet":
         import pyarrow as pa

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zpdist.errors import InputError
 from zpdist.io.columns import (
     APOGEE_FIELDS,
     GAIA_FIELDS,
@@ -228,7 +229,7 @@ def choose_join_mode(allstar: pd.DataFrame, gaia_path: str | os.PathLike, reques
     """
     if requested is not None:
         if requested not in JOIN_MODES:
-            raise ValueError(f"unknown Gaia join {requested!r}; choose one of {', '.join(JOIN_MODES)}")
+            raise InputError(f"unknown Gaia join {requested!r}; choose one of {', '.join(JOIN_MODES)}")
         return requested
     if is_npz(gaia_path):
         return "row"
@@ -272,7 +273,7 @@ def join_by_row(allstar: pd.DataFrame, gaia: pd.DataFrame) -> tuple[pd.DataFrame
         the rows with positions on both sides are further apart than the tolerance.
     """
     if len(gaia) != len(allstar):
-        raise ValueError(
+        raise InputError(
             f"row-aligned Gaia join: {_source(gaia, 'the Gaia table')} has {len(gaia)} rows but "
             f"{_source(allstar, 'the allStar table')} has {len(allstar)}; a row-aligned file needs one row per "
             f"allStar row, in the same order (use --gaia-join position or source_id otherwise)"
@@ -283,7 +284,7 @@ def join_by_row(allstar: pd.DataFrame, gaia: pd.DataFrame) -> tuple[pd.DataFrame
         checked = np.isfinite(separation)
         apart = checked & (separation > ROW_POSITION_TOLERANCE_ARCSEC)
         if 2 * apart.sum() > checked.sum() > 0:
-            raise ValueError(
+            raise InputError(
                 f"row-aligned Gaia join: the rows of {_source(gaia, 'the Gaia table')} do not line up with those of "
                 f"{_source(allstar, 'the allStar table')}: {int(apart.sum())} of {int(checked.sum())} positions differ "
                 f"by more than {ROW_POSITION_TOLERANCE_ARCSEC:g} arcsec (was either table re-ordered or filtered?)"
@@ -320,14 +321,14 @@ def join_by_source_id(allstar: pd.DataFrame, gaia: pd.DataFrame) -> tuple[pd.Dat
     """
     for frame, default in ((allstar, "the allStar table"), (gaia, "the Gaia table")):
         if "source_id" not in frame:
-            raise ValueError(
+            raise InputError(
                 f"source_id Gaia join: {_source(frame, default)} has no source_id column "
                 f"(looked for {', '.join(_names_looked_for('source_id', None))})"
             )
     index = pd.Index(gaia["source_id"].to_numpy())
     if not index.is_unique:
         n_repeated = int(index.duplicated().sum())
-        raise ValueError(
+        raise InputError(
             f"source_id Gaia join: {_source(gaia, 'the Gaia table')} repeats {n_repeated} source_id value(s)"
         )
     wanted = allstar["source_id"].to_numpy(np.int64)
@@ -366,7 +367,7 @@ def nearest_within(
     from astropy.coordinates import SkyCoord, search_around_sky
 
     if not radius_arcsec > 0:
-        raise ValueError(f"the match radius must be positive, got {radius_arcsec} arcsec")
+        raise InputError(f"the match radius must be positive, got {radius_arcsec} arcsec")
     n = len(ra)
     rows = np.full(n, -1, dtype=np.int64)
     separation = np.full(n, np.nan)
@@ -406,7 +407,7 @@ def join_by_position(
     for frame, default in ((allstar, "the allStar table"), (gaia, "the Gaia table")):
         missing = [c for c in ("ra", "dec") if c not in frame]
         if missing:
-            raise ValueError(f"position Gaia join: {_source(frame, default)} has no {', '.join(missing)} column")
+            raise InputError(f"position Gaia join: {_source(frame, default)} has no {', '.join(missing)} column")
     rows, separation, counts = nearest_within(
         allstar["ra"].to_numpy(float),
         allstar["dec"].to_numpy(float),

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from tqdm.auto import tqdm
 
 from zpdist import __version__
-from zpdist.errors import ZpdistError
+from zpdist.errors import InputError, ZpdistError
 
 #: HTTP statuses worth retrying: the server is busy, restarting or rate-limiting.
 TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -71,13 +71,13 @@ class Checksum:
 
     def __post_init__(self) -> None:
         if self.algorithm not in CHECKSUM_ALGORITHMS:
-            raise ValueError(
+            raise InputError(
                 f"unknown checksum algorithm {self.algorithm!r}; use one of {', '.join(CHECKSUM_ALGORITHMS)}"
             )
         digest = self.hexdigest.strip().lower()
         n_hex = 2 * hashlib.new(self.algorithm).digest_size
         if len(digest) != n_hex or not re.fullmatch(r"[0-9a-f]+", digest):
-            raise ValueError(f"a {self.algorithm} checksum is {n_hex} hexadecimal digits; got {self.hexdigest!r}")
+            raise InputError(f"a {self.algorithm} checksum is {n_hex} hexadecimal digits; got {self.hexdigest!r}")
         object.__setattr__(self, "hexdigest", digest)
 
     def __str__(self) -> str:
@@ -109,13 +109,13 @@ class DownloadConfig:
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
-            raise ValueError(f"timeout must be positive, got {self.timeout_s} s")
+            raise InputError(f"timeout must be positive, got {self.timeout_s} s")
         if self.retries < 0:
-            raise ValueError(f"retries must be zero or more, got {self.retries}")
+            raise InputError(f"retries must be zero or more, got {self.retries}")
         if self.backoff_s < 0:
-            raise ValueError(f"backoff must be zero or more, got {self.backoff_s} s")
+            raise InputError(f"backoff must be zero or more, got {self.backoff_s} s")
         if self.chunk_bytes <= 0:
-            raise ValueError(f"chunk size must be positive, got {self.chunk_bytes} bytes")
+            raise InputError(f"chunk size must be positive, got {self.chunk_bytes} bytes")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zpdist.errors import InputError
 from zpdist.mock.config import InjectedOffset
 
 # σ_ϖ(G) = 0.04 mas · sqrt(1 + a z + b z²), z = 10^(0.4 (max(G, 13) − 15)): 0.04–0.05 mas for G ≤ 15,
@@ -33,7 +34,7 @@ def injected_offset_mas(offset: InjectedOffset, g_mag, bp_rp, teff) -> np.ndarra
             + offset.slope_teff * (teff - offset.pivot_teff) / 1000.0
         )
     elif offset.model != "constant":
-        raise ValueError(f"unknown offset model {offset.model!r}; expected 'constant' or 'multivariate'")
+        raise InputError(f"unknown offset model {offset.model!r}; expected 'constant' or 'multivariate'")
     return value / 1000.0
 
 

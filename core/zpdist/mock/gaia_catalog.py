@@ -19,7 +19,6 @@ one partition.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -30,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from zpdist.errors import InputError
 from zpdist.io.atomic import atomic_path, write_text_atomic
 from zpdist.mock.stars import draw_giant_masses, draw_giants, intrinsic_colours
 
@@ -71,7 +71,7 @@ class GaiaCatalogConfig:
 
     def __post_init__(self):
         if self.n_rows < 0 or self.partition_rows < 1:
-            raise ValueError(f"n_rows must be >= 0 and partition_rows >= 1 (got {self.n_rows}, {self.partition_rows})")
+            raise InputError(f"n_rows must be >= 0 and partition_rows >= 1 (got {self.n_rows}, {self.partition_rows})")
 
     @property
     def n_partitions(self) -> int:
@@ -158,27 +158,3 @@ def write_gaia_catalog(
         paths = list(dask.compute(*tasks, scheduler="threads" if workers > 1 else "synchronous", num_workers=workers))
     write_text_atomic(out_dir / CATALOG_CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
     return paths
-
-
-def add_mock_gaia_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``zpdist mock-gaia`` and its options."""
-    p = subparsers.add_parser(
-        "mock-gaia",
-        help="write a large synthetic Gaia-like catalog (G, BP-RP, Teff) as partitioned Parquet",
-        description="Draw a reproducible Gaia-like catalog for `zpdist zeropoint`: exponential G number counts "
-        "(3 < G < 21), a dwarf/giant mix, BP-RP from Teff plus reddening, Teff (teff_val, 2% missing) and "
-        "source_id, written partition by partition to DIR/part-NNNNN.parquet with DIR/mock_gaia.json.",
-    )
-    p.add_argument("--rows", required=True, type=int, help="number of stars")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--partition-rows", type=int, default=1_000_000, help="rows per file (default 1000000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--workers", type=int, default=1, help="partitions drawn in parallel (threads, default 1)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run_mock_gaia(args: argparse.Namespace) -> None:
-    """Run ``zpdist mock-gaia``."""
-    config = GaiaCatalogConfig(n_rows=args.rows, partition_rows=args.partition_rows, seed=args.seed)
-    paths = write_gaia_catalog(config, args.out, workers=args.workers, progress=not args.quiet)
-    print(f"{config.n_rows:,} rows in {len(paths)} files written to {args.out}")

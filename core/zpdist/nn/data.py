@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from zpdist.errors import InputError
 from zpdist.io.spectra import SpectraReader
 from zpdist.photometry import extinction_corrected_mag
 from zpdist.selection import OFFSET_INPUT_COLUMNS
@@ -47,7 +48,7 @@ def choose_label_columns(table: pd.DataFrame, requested: Sequence[str] | None = 
         columns = (*BASE_LABELS, *alpha[:1], *mass)
     missing = [c for c in columns if c not in table]
     if missing:
-        raise ValueError(f"{source}: labels mode needs column(s) {', '.join(missing)}")
+        raise InputError(f"{source}: labels mode needs column(s) {', '.join(missing)}")
     return columns
 
 
@@ -60,7 +61,7 @@ def add_corrected_k(table: pd.DataFrame) -> pd.DataFrame:
         If the table has no K magnitude.
     """
     if "k" not in table:
-        raise ValueError(f"{table.attrs.get('source', 'table')}: required column 'k' (2MASS K/KS) is missing")
+        raise InputError(f"{table.attrs.get('source', 'table')}: required column 'k' (2MASS K/KS) is missing")
     if "ak" not in table:
         warnings.warn(
             f"{table.attrs.get('source', 'table')}: no extinction column (AK_TARG); using A_K = 0 for every star",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from zpdist.errors import InputError
+
 
 def resolve_device(requested: str = "auto") -> torch.device:
     """The torch device for ``requested`` ("auto", "cpu", "cuda" or "cuda:N").
@@ -17,11 +19,11 @@ def resolve_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {requested}: CUDA is not available on this machine (use auto or cpu)")
+        raise InputError(f"--device {requested}: CUDA is not available on this machine (use auto or cpu)")
     try:
         return torch.device(requested)
     except RuntimeError as exc:
-        raise ValueError(f"--device {requested}: not a device name (auto, cpu, cuda, cuda:N)") from exc
+        raise InputError(f"--device {requested}: not a device name (auto, cpu, cuda, cuda:N)") from exc
 
 
 def default_mc_rows(device: torch.device) -> int:
@@ -46,7 +48,7 @@ def resolve_precision(requested: str, device: torch.device) -> torch.dtype | Non
         If ``requested`` is not one of :data:`PRECISIONS`.
     """
     if requested not in PRECISIONS:
-        raise ValueError(f"--precision {requested}: not one of {', '.join(PRECISIONS)}")
+        raise InputError(f"--precision {requested}: not one of {', '.join(PRECISIONS)}")
     if requested == "auto":
         if device.type != "cuda":
             return None

@@ -12,15 +12,15 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from zpdist import __version__
+from zpdist.config import TrainConfig
 from zpdist.io.atomic import atomic_path, write_text_atomic
 from zpdist.io.spectra import SpectraReader
 from zpdist.io.tables import TableError, read_table
@@ -40,7 +40,6 @@ from zpdist.nn.warm_start import warm_start_log_linear
 from zpdist.photometry import mag_parallax_to_fakemag
 from zpdist.selection import (
     OFFSET_INPUT_COLUMNS,
-    TrainingCuts,
     apply_cuts,
     format_report,
     require_nonempty,
@@ -50,91 +49,6 @@ from zpdist.selection import (
 CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "train_config.json"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train; saved as ``train_config.json`` in the run folder.
-
-    Attributes
-    ----------
-    mode : {"spectra", "labels"}
-        Luminosity branch input.
-    offset_model : {"constant", "multivariate"}
-        Zero-point model.
-    epochs : int
-        Maximum number of epochs (paper: 40).
-    batch_size : int
-        Stars per step (paper: 64).
-    learning_rate : float
-        Adam's initial learning rate (paper: 1e-3).
-    validation_fraction : float
-        Fraction of the selected stars held out for validation (paper: 10 %).
-    lr_factor, lr_patience : float, int
-        Learning rate multiplied by ``lr_factor`` after ``lr_patience`` epochs without improvement (paper: 0.5, 2).
-    early_stopping_patience : int
-        Stop after this many epochs without a better validation loss; the best weights are kept.
-    l2 : float
-        L2 penalty on the weights (paper: 5e-9).
-    dropout : float
-        Dropout rate (paper: 0.3).
-    seed : int
-        Seed for the split, the initialisation, the batches and dropout.
-    device : str
-        "auto", "cpu" or "cuda".
-    label_columns : tuple of str, optional
-        Labels-mode inputs; default Teff, log g, [Fe/H] and [α/M] or [Mg/Fe].
-    offset_mc_passes : int
-        Shared-mask Monte-Carlo passes for the offset's model uncertainty (paper: 1,000).
-    fit_mc_samples : int
-        Monte-Carlo samples per star for the σ_NN entering the statistical error.
-    cuts : TrainingCuts
-        The training-set cuts.
-    luminosity_head : {"log_linear", "softplus"}
-        L's output form (see :class:`zpdist.nn.model.ModelConfig`). "log_linear" (default): a
-        dropout-free log-linear term (in the labels, or in the spectrum's leading whitened principal
-        components and their products) times the network's correction. "softplus": the paper's head.
-        On the 100k-star mock in spectra mode (injected Δϖ = −52.3 µas), held-out loss and Δϖ were:
-        softplus −2.325, −41.4 ± 0.6 µas; linear in 32 components, no warm start −2.406, −45.6 ± 0.6;
-        quadratic (``n_quadratic`` = 16) with the warm start −2.427, −51.5 ± 0.5.
-    n_quadratic : int
-        Spectra mode with the log-linear head: the products of the leading ``n_quadratic`` whitened
-        principal components also enter the log-linear term, so ln L is a quadratic polynomial in the
-        spectrum's leading components plus the network's correction (0: linear, as before).
-    warm_start : bool
-        Fit the log-linear term, the heads' biases and the offset's level by full-batch L-BFGS before
-        Adam starts (:mod:`zpdist.nn.warm_start`); ignored by the softplus head and on ``--resume``.
-        The warm-started model is epoch 0's candidate for early stopping.
-    warm_lr_factor : float
-        With a warm start, the log-linear term and the constant offset learn at this fraction of the
-        learning rate (Adam's step is ≈ the learning rate whatever the gradient: at 1e-3 the constant
-        offset would move ≈ 1 µas per step).
-    """
-
-    mode: Literal["spectra", "labels"] = "spectra"
-    offset_model: Literal["constant", "multivariate"] = "constant"
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    validation_fraction: float = 0.1
-    lr_factor: float = 0.5
-    lr_patience: int = 2
-    early_stopping_patience: int = 8
-    l2: float = 5e-9
-    dropout: float = 0.3
-    seed: int = 0
-    device: str = "auto"
-    label_columns: tuple[str, ...] | None = None
-    offset_mc_passes: int = 1000
-    fit_mc_samples: int = 30
-    cuts: TrainingCuts = field(default_factory=TrainingCuts)
-    luminosity_head: Literal["log_linear", "softplus"] = "log_linear"
-    n_quadratic: int = 16
-    warm_start: bool = True
-    warm_lr_factor: float = 0.1
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 #: Training spectra used to fit the principal components of a spectra-mode log-linear term.
