@@ -117,7 +117,7 @@ def test_select_report_on_mock(small_mock, tmp_path, capsys, monkeypatch):
     remaining = assert_consistent(sections, n)
     assert f"selected: {remaining} of {n} stars" in out
     training = _counts(sections, "training cuts")
-    assert training["SNR > 200"][0] > 0 and training["parallax_error < 0.1 mas"][0] > 0
+    assert training["SNR > 200"][0] > 0 and training["0 < parallax_error < 0.1 mas"][0] > 0
     maps = _counts(sections, "abundance-map cuts")
     assert maps["|z_gc| < 0.3 kpc"][2] == "column z_gc absent"
     assert maps["dist/dist_error > 5"][2] == "column dist, dist_error absent"

@@ -66,7 +66,7 @@ ROWS = [
 ]
 EXPECTED = [
     ("Gaia parallax present", 2),
-    ("parallax_error < 0.1 mas", 1),
+    ("0 < parallax_error < 0.1 mas", 1),
     ("SNR > 200", 3),
     ("visibility_periods_used > 10", 1),
     ("STARFLAG == 0", 1),
@@ -135,10 +135,10 @@ def test_thresholds_are_configurable(table):
     cuts = TrainingCuts(max_parallax_error=0.2, min_snr=100.0, min_visibility_periods=5, max_vscatter=2.0)
     keep, report = apply_cuts(table, training_cuts(cuts))
     names = [r.name for r in report]
-    assert "parallax_error < 0.2 mas" in names and "SNR > 100" in names
+    assert "0 < parallax_error < 0.2 mas" in names and "SNR > 100" in names
     assert "visibility_periods_used > 5" in names and "VSCATTER < 2 km/s" in names
     removed = {r.name: r.removed for r in report}
-    assert removed["parallax_error < 0.2 mas"] == 0
+    assert removed["0 < parallax_error < 0.2 mas"] == 0
     assert removed["SNR > 100"] == 1  # only the NaN SNR
     assert removed["visibility_periods_used > 5"] == 0
     assert removed["STARFLAG == 0"] == 2
@@ -182,7 +182,7 @@ def test_absent_column_skips_cut_with_warning(table):
     snr = by_name["SNR > 200"]
     assert snr.removed == 0
     assert snr.skipped is not None and "snr" in snr.skipped
-    assert snr.remaining == by_name["parallax_error < 0.1 mas"].remaining == len(table) - 3
+    assert snr.remaining == by_name["0 < parallax_error < 0.1 mas"].remaining == len(table) - 3
     # the three low-SNR stars are now kept (they pass every other cut except the SNR+STARFLAG one)
     assert keep.sum() == 3 + 2
     assert {"fail_snr", "fail_snr_nan"} <= set(no_snr.index[keep])

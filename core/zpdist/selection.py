@@ -82,6 +82,11 @@ def _finite(table: pd.DataFrame, *columns: str) -> np.ndarray:
     return np.logical_and.reduce([np.isfinite(table[c].to_numpy(dtype=float)) for c in columns])
 
 
+def _between(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``low < values < high`` (an error of 0 or below is not a measurement)."""
+    return (values > low) & (values < high)
+
+
 def _bright_or_negative(table: pd.DataFrame) -> np.ndarray:
     parallax = table["parallax"].to_numpy(dtype=float)
     fakemag = mag_parallax_to_fakemag(table["k_corr"].to_numpy(dtype=float), parallax)
@@ -100,9 +105,9 @@ def training_cuts(
             "Gaia parallax present", ("parallax", "parallax_error"), lambda t: _finite(t, "parallax", "parallax_error")
         ),
         Cut(
-            f"parallax_error < {cuts.max_parallax_error} mas",
+            f"0 < parallax_error < {cuts.max_parallax_error} mas",
             ("parallax_error",),
-            lambda t: t["parallax_error"].to_numpy(float) < cuts.max_parallax_error,
+            lambda t: _between(t["parallax_error"].to_numpy(float), 0.0, cuts.max_parallax_error),
         ),
         Cut(f"SNR > {cuts.min_snr:g}", ("snr",), lambda t: t["snr"].to_numpy(float) > cuts.min_snr),
         Cut(

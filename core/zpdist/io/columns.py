@@ -7,6 +7,8 @@ Aliases are matched case-insensitively, in the order given: the first one presen
 
 from __future__ import annotations
 
+from zpdist.errors import FileFormatError
+
 #: The 15 abundance ratios of the paper's maps (METHOD §7), as canonical [X/Fe] names.
 #: APOGEE spells Ti II "TIII".
 ELEMENTS: tuple[str, ...] = (
@@ -62,10 +64,18 @@ for _el in ELEMENTS:
     APOGEE_FIELDS[f"{_el.lower()}_fe_err"] = (f"{_el}_FE_ERR",)
     APOGEE_FIELDS[f"{_el.lower()}_fe_flag"] = (f"{_el}_FE_FLAG",)
 
+#: Canonical columns that hold text; every other canonical column is numeric.
+STRING_COLUMNS: frozenset[str] = frozenset({"apogee_id", "telescope", "field"})
+
 #: Integer bit-mask columns: kept as integers, never turned to NaN.
 INTEGER_COLUMNS: frozenset[str] = frozenset(
     {"starflag", "aspcapflag", "source_id", "visibility_periods_used"} | {f"{c}_flag" for c in XFE_COLUMNS}
 )
+
+
+class DuplicateColumnError(FileFormatError):
+    """Two columns of one file whose names differ only in case; the caller adds the file name."""
+
 
 #: The value APOGEE and astroNN use for "missing".
 MISSING_VALUE = -9999.0
@@ -85,8 +95,21 @@ def resolve_columns(available: list[str]) -> dict[str, str]:
         canonical name -> file column name, for every canonical field found. Gaia fields take
         the first prefix of :data:`GAIA_PREFIXES` under which a parallax is present, so the
         astrometry and photometry of one release are never mixed.
+
+    Raises
+    ------
+    DuplicateColumnError
+        If two columns differ only in case (``GAIA_PARALLAX`` and ``gaia_parallax``): which one is meant
+        cannot be told.
     """
-    by_upper = {name.upper(): name for name in available}
+    by_upper: dict[str, str] = {}
+    for name in available:
+        if name.upper() in by_upper:
+            raise DuplicateColumnError(
+                f"columns {by_upper[name.upper()]!r} and {name!r} differ only in case; zpdist reads column names "
+                "case-insensitively, so keep one of them"
+            )
+        by_upper[name.upper()] = name
     mapping: dict[str, str] = {}
     for canonical, aliases in APOGEE_FIELDS.items():
         for alias in aliases:

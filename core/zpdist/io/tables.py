@@ -19,6 +19,8 @@ from zpdist.io.columns import (
     GAIA_FIELDS,
     INTEGER_COLUMNS,
     MISSING_VALUE,
+    STRING_COLUMNS,
+    DuplicateColumnError,
     gaia_parallax_names_looked_for,
     resolve_columns,
 )
@@ -45,7 +47,7 @@ def list_columns(path: str | os.PathLike) -> list[str]:
     if not path.exists():
         raise TableError(f"{path}: no such file")
     if suffix in (".fits", ".fit", ".fits.gz"):
-        with _open_fits_table(path) as hdu:
+        with _open_fits_table(path) as (_, hdu):
             return list(hdu.columns.names)
     with _reader_errors(path):
         if suffix in (".parquet", ".pq"):
@@ -68,7 +70,8 @@ def _reader_errors(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _open_fits_table(path: Path) -> Iterator:
-    """The first table HDU of a FITS file (memory-mapped); the file is closed when the block ends."""
+    """The index and the table HDU of a FITS file that :func:`_best_table_hdu` picks (memory-mapped); the file is
+    closed when the block ends."""
     from astropy.io import fits
 
     try:
@@ -77,16 +80,42 @@ def _open_fits_table(path: Path) -> Iterator:
         raise TableError(f"{path}: not a readable FITS file ({exc})") from exc
     try:
         try:
-            table_hdu = next(
-                (h for h in hdul if isinstance(h, fits.BinTableHDU | fits.TableHDU) and h.columns.names), None
-            )
+            index = _best_table_hdu(hdul)
         except (OSError, ValueError, TypeError) as exc:
             raise TableError(f"{path}: not a readable FITS file ({exc})") from exc
-        if table_hdu is None:
+        if index is None:
             raise TableError(f"{path}: no table HDU found in the FITS file")
-        yield table_hdu
+        yield index, hdul[index]
     finally:
         hdul.close()
+
+
+def _best_table_hdu(hdul) -> int | None:
+    """Index of the table HDU with the most columns zpdist recognises (the first such on a tie), or None.
+
+    A survey table may sit behind an unrelated table (a header or a summary in HDU 1); the one holding the
+    APOGEE/Gaia columns is the one meant.
+    """
+    from astropy.io import fits
+
+    tables = [(i, h) for i, h in enumerate(hdul) if isinstance(h, fits.BinTableHDU | fits.TableHDU) and h.columns.names]
+    if not tables:
+        return None
+
+    def recognised(item: tuple) -> tuple[int, int]:
+        try:
+            return len(resolve_columns(list(item[1].columns.names))), -item[0]
+        except DuplicateColumnError:  # reported when that table is read
+            return 0, -item[0]
+
+    return max(tables, key=recognised)[0]
+
+
+def _fits_table_label(path: Path) -> str:
+    """Which table :func:`read_table` reads from a FITS file, for messages: "HDU n" or "HDU n (EXTNAME)"."""
+    with _open_fits_table(path) as (index, hdu):
+        name = hdu.header.get("EXTNAME")
+    return f"HDU {index}" + (f" ({name})" if name else "")
 
 
 def read_columns(path: str | os.PathLike, columns: list[str]) -> pd.DataFrame:
@@ -110,7 +139,7 @@ def read_columns(path: str | os.PathLike, columns: list[str]) -> pd.DataFrame:
         with _reader_errors(path):
             return pd.read_parquet(path, columns=columns) if suffix != ".csv" else pd.read_csv(path, usecols=columns)
     data = {}
-    with _open_fits_table(path) as hdu:
+    with _open_fits_table(path) as (_, hdu):
         try:
             for name in columns:
                 values = np.asarray(hdu.data[name])
@@ -127,6 +156,21 @@ def read_columns(path: str | os.PathLike, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+def _numeric(column: pd.Series, name: str) -> np.ndarray:
+    """A text column that should hold numbers (a CSV cell with a typo makes pandas read strings): floats, empty
+    cells as NaN; any other text raises a TableError (without the file name, which the caller adds)."""
+    text = column.astype(str).str.strip()
+    values = pd.to_numeric(text.where(~text.isin(["", "nan", "NaN", "None"])), errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(np.isnan(values) & ~text.isin(["", "nan", "NaN", "None"]).to_numpy())
+    if len(bad):
+        raise TableError(
+            f"column {name!r} should hold numbers but {len(bad)} row(s) hold text, e.g. {text.iloc[bad[0]]!r} in "
+            f"data row {bad[0] + 1}"
+        )
+    values[values <= MISSING_VALUE + 0.5] = np.nan
+    return values
+
+
 def _canonicalise(raw: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
     out = {}
     for canonical, source in mapping.items():
@@ -136,6 +180,10 @@ def _canonicalise(raw: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
             values[values <= MISSING_VALUE + 0.5] = np.nan
         elif values.dtype.kind in "iuf" and canonical in INTEGER_COLUMNS and values.dtype.kind == "f":
             values = np.where(np.isfinite(values), values, MISSING_VALUE).astype(np.int64)
+        elif values.dtype.kind in "OSU" and canonical not in STRING_COLUMNS:
+            values = _numeric(raw[source], source)
+            if canonical in INTEGER_COLUMNS:
+                values = np.where(np.isfinite(values), values, MISSING_VALUE).astype(np.int64)
         elif values.dtype.kind == "O":
             values = values.astype(str)
         out[canonical] = values
@@ -175,18 +223,27 @@ def read_table(
     """
     path = Path(path)
     available = list_columns(path)
-    mapping = resolve_columns(available)
+    where = f"{path} ({_fits_table_label(path)})" if _suffix(path).startswith(".fit") else str(path)
+    try:
+        mapping = resolve_columns(available)
+    except DuplicateColumnError as exc:
+        raise TableError(f"{where}: {exc}") from exc
     if require_gaia and "parallax" not in mapping:
         raise TableError(
-            f"{path}: no Gaia parallax column; looked for {', '.join(gaia_parallax_names_looked_for())} "
+            f"{where}: no Gaia parallax column; looked for {', '.join(gaia_parallax_names_looked_for())} "
             f"(case-insensitive)"
         )
     for name in required:
         if name not in mapping and not (name == "bp_rp" and {"phot_bp_mean_mag", "phot_rp_mean_mag"} <= set(mapping)):
             aliases = APOGEE_FIELDS.get(name) or GAIA_FIELDS.get(name) or (name,)
-            raise TableError(f"{path}: required column {name!r} is missing (looked for {', '.join(aliases)})")
+            raise TableError(f"{where}: required column {name!r} is missing (looked for {', '.join(aliases)})")
     raw = read_columns(path, list(dict.fromkeys(mapping.values())))
-    frame = _canonicalise(raw, mapping)
+    if raw.empty:
+        raise TableError(f"{where}: the table has columns but no rows")
+    try:
+        frame = _canonicalise(raw, mapping)
+    except TableError as exc:
+        raise TableError(f"{where}: {exc}") from exc
     frame.attrs["source"] = str(path)
     frame.attrs["column_map"] = mapping
     return frame
