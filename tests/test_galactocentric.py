@@ -1,6 +1,10 @@
-"""Tests of zpdist.galactocentric: astropy's Galactocentric frame with the METHOD §7 parameters."""
+"""Tests of zpdist.galactocentric: astropy's Galactocentric frame with the docs/method.md §7 parameters."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import unquote
 
 import astropy.coordinates as coord
 import astropy.units as u
@@ -8,7 +12,18 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from zpdist.galactocentric import GalactocentricFrameConfig, galactocentric_to_icrs, radec_distance_to_galactocentric
+from zpdist.errors import ConfigError
+from zpdist.galactocentric import (
+    DEFAULT_FRAME_PARAMETER_SET,
+    FRAME_PARAMETER_SETS,
+    FRAME_PARAMETERS,
+    SGR_A_STAR_RADEC_DEG,
+    GalactocentricFrameConfig,
+    Reference,
+    frame_parameter_set,
+    galactocentric_to_icrs,
+    radec_distance_to_galactocentric,
+)
 
 KEYS = ("x_gc", "y_gc", "z_gc", "r_gc", "phi_gc")
 # Galactic centre direction (Sgr A*, astropy's galcen_coord): l ≈ 0, b ≈ 0.
@@ -170,3 +185,118 @@ def test_frame_config_is_frozen():
     frame = GalactocentricFrameConfig()
     with pytest.raises(AttributeError):
         frame.r0_kpc = 9.0  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- named parameter sets
+
+FRAME_DOC = Path(__file__).resolve().parents[1] / "docs" / "frame.md"
+#: Our sets that copy one of astropy's registry entries.
+ASTROPY_SETS = {"astropy-v4.0": "v4.0", "astropy-pre-v4.0": "pre-v4.0"}
+
+
+def test_default_set_is_the_default_config():
+    assert DEFAULT_FRAME_PARAMETER_SET == "leung-bovy-2019"
+    assert frame_parameter_set(DEFAULT_FRAME_PARAMETER_SET).to_config() == GalactocentricFrameConfig()
+    assert GalactocentricFrameConfig.from_parameter_set("leung-bovy-2019") == GalactocentricFrameConfig()
+    assert GalactocentricFrameConfig.from_parameter_set("astropy-v4.0") == GalactocentricFrameConfig(
+        8.122, 20.8, (12.9, 245.6, 7.78)
+    )
+
+
+def test_every_value_has_references():
+    assert set(FRAME_PARAMETER_SETS) == {"leung-bovy-2019", "astropy-v4.0", "astropy-pre-v4.0"}
+    for name, params in FRAME_PARAMETER_SETS.items():
+        assert params.name == name
+        assert set(params.references) == set(FRAME_PARAMETERS), name
+        assert set(params.notes) <= set(FRAME_PARAMETERS), name
+        for refs in params.references.values():
+            assert refs and all(isinstance(r, Reference) for r in refs)
+            for ref in refs:
+                assert re.fullmatch(r"\d{4}[A-Za-z&.]{5}[\d.]{4}[A-Z.][\d.]{4}[A-Z]", ref.bibcode), ref.bibcode
+                assert ref.arxiv == "" or re.fullmatch(r"\d{4}\.\d{4,5}|astro-ph/\d{7}", ref.arxiv), ref.arxiv
+                assert ref.bibcode[:4] in ref.citation  # the year
+
+
+def test_default_set_references():
+    refs = frame_parameter_set("leung-bovy-2019").references
+    assert [r.bibcode for r in refs["r0_kpc"]] == ["2018A&A...615L..15G"]  # GRAVITY Collaboration 2018
+    assert [r.arxiv for r in refs["z_sun_pc"]] == ["1809.03507"]  # Bennett & Bovy 2019
+    assert [r.bibcode for r in refs["v_sun_kms"]][:2] == ["2010MNRAS.403.1829S", "2004ApJ...616..872R"]
+
+
+def test_default_v_is_sgr_a_star_proper_motion_times_r0():
+    # V = 4.74047 km/s per (mas/yr · kpc) × 6.379 mas/yr (Reid & Brunthaler 2004) × R0
+    params = frame_parameter_set("leung-bovy-2019")
+    mu = 6.379 * u.mas / u.yr
+    v = (mu * params.r0_kpc * u.kpc).to_value(u.km / u.s, u.dimensionless_angles())
+    assert_allclose(params.v_sun_kms[1], v, atol=0.01)
+    # U and W are Schönrich et al. (2010)'s solar motion
+    assert (params.v_sun_kms[0], params.v_sun_kms[2]) == (11.1, 7.25)
+
+
+@pytest.mark.parametrize("ours, theirs", ASTROPY_SETS.items())
+def test_astropy_sets_match_astropy_registry(ours, theirs):
+    state = coord.galactocentric_frame_defaults.get_from_registry(theirs)
+    astro, params = state["parameters"], frame_parameter_set(ours)
+    assert_allclose(astro["galcen_distance"].to_value(u.kpc), params.r0_kpc, rtol=1e-12)
+    assert_allclose(astro["z_sun"].to_value(u.pc), params.z_sun_pc, rtol=1e-12)
+    assert_allclose(astro["galcen_v_sun"].xyz.to_value(u.km / u.s), params.v_sun_kms, rtol=1e-12)
+    assert_allclose([astro["galcen_coord"].ra.deg, astro["galcen_coord"].dec.deg], SGR_A_STAR_RADEC_DEG, rtol=1e-12)
+    keys = {"r0_kpc": "galcen_distance", "z_sun_pc": "z_sun", "v_sun_kms": "galcen_v_sun"}
+    for ours_key, theirs_key in keys.items():
+        urls = state["references"][theirs_key]
+        urls = [urls] if isinstance(urls, str) else urls
+        assert [unquote(url.rsplit("abs/", 1)[1]) for url in urls] == [r.bibcode for r in params.references[ours_key]]
+    # and the frames agree: the Sun at the same place
+    astropy_frame = coord.Galactocentric(**astro)
+    sun = coord.SkyCoord(ra=10 * u.deg, dec=20 * u.deg, distance=1 * u.mpc)
+    ref = sun.transform_to(astropy_frame).cartesian.xyz.to_value(u.kpc)
+    out = radec_distance_to_galactocentric(10.0, 20.0, 1e-3, frame=params.to_config())
+    assert_allclose([out["x_gc"], out["y_gc"], out["z_gc"]], ref, atol=1e-12)
+
+
+def test_unknown_set_names_the_known_ones():
+    with pytest.raises(ConfigError, match=r"'gravity-2030'.*leung-bovy-2019, astropy-v4\.0, astropy-pre-v4\.0"):
+        frame_parameter_set("gravity-2030")
+    with pytest.raises(ValueError):  # ConfigError is a ValueError for Python callers
+        GalactocentricFrameConfig.from_parameter_set("")
+
+
+def test_registry_is_read_only():
+    with pytest.raises(TypeError):
+        FRAME_PARAMETER_SETS["mine"] = FRAME_PARAMETER_SETS["leung-bovy-2019"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        FRAME_PARAMETER_SETS["leung-bovy-2019"].references["r0_kpc"] = ()  # type: ignore[index]
+
+
+def test_reference_urls_and_text():
+    ref = frame_parameter_set("leung-bovy-2019").references["r0_kpc"][0]
+    assert ref.ads_url == "https://ui.adsabs.harvard.edu/abs/2018A%26A...615L..15G"
+    assert str(ref) == "GRAVITY Collaboration (2018), A&A 615, L15 [ADS 2018A&A...615L..15G, arXiv:1807.09409]"
+    assert str(Reference("X (2001), J 1, 1", "2001J.......1....1X")) == "X (2001), J 1, 1 [ADS 2001J.......1....1X]"
+
+
+def test_frame_ignores_astropy_global_defaults():
+    # another library changing astropy's default Galactocentric frame must not move our stars
+    ra, dec, dist = np.array([45.0, 300.0]), np.array([10.0, -45.0]), np.array([2500.0, 600.0])
+    before = radec_distance_to_galactocentric(ra, dec, dist)
+    state = coord.galactocentric_frame_defaults.get_from_registry("v4.0")["parameters"]
+    state["galcen_coord"] = coord.ICRS(ra=260.0 * u.deg, dec=-25.0 * u.deg)
+    state["roll"] = 5.0 * u.deg
+    with coord.galactocentric_frame_defaults.set(state):
+        assert coord.Galactocentric().roll.to_value(u.deg) == 5.0  # the global default did change
+        after = radec_distance_to_galactocentric(ra, dec, dist)
+    for key in KEYS:
+        assert_allclose(after[key], before[key], rtol=1e-14, atol=1e-14)
+
+
+def test_frame_doc_lists_every_set():
+    text = FRAME_DOC.read_text(encoding="utf-8")
+    for name, params in FRAME_PARAMETER_SETS.items():
+        assert f"`{name}`" in text, name
+        assert f"{params.r0_kpc:g}" in text and f"{params.z_sun_pc:g}" in text, name
+        assert "(" + ", ".join(f"{v:g}" for v in params.v_sun_kms) + ")" in text, name
+        for refs in params.references.values():
+            for ref in refs:
+                assert ref.bibcode in text, ref.bibcode
+                assert ref.arxiv in text, ref.arxiv

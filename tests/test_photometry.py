@@ -1,4 +1,4 @@
-"""Tests of zpdist.photometry: the parallax / fakemag / distance / magnitude conversions of METHOD §2."""
+"""Tests of zpdist.photometry: the parallax / fakemag / distance / magnitude conversions of docs/method.md §2."""
 
 from __future__ import annotations
 
@@ -332,3 +332,20 @@ def test_scalar_in_array_out_and_nan_propagates(func, args):
         nan_args = list(args)
         nan_args[i] = np.nan
         assert np.isnan(func(*nan_args))
+
+
+def test_round_trip_through_every_quantity():
+    # ϖ → L → M_K → L → d → ϖ on random stars, and the known star: K = 10 at 1 kpc has L = 100, M_K = 0
+    rng = np.random.default_rng(3)
+    mag, parallax = rng.uniform(5.0, 14.0, 200), 10 ** rng.uniform(-1.5, 1.0, 200)
+    fakemag = ph.mag_parallax_to_fakemag(mag, parallax)
+    back = ph.absmag_to_fakemag(ph.fakemag_to_absmag(fakemag))
+    assert_allclose(ph.distance_to_parallax(ph.fakemag_to_distance(back, mag)), parallax, rtol=1e-12)
+    assert_allclose(ph.fakemag_to_absmag(fakemag), mag - 5 * np.log10(100.0 / parallax), atol=1e-12)
+    assert_allclose(ph.mag_parallax_to_fakemag(10.0, 1.0), 100.0, rtol=1e-15)
+    assert_allclose(ph.fakemag_to_absmag(100.0), 0.0, atol=1e-15)
+    assert_allclose(ph.fakemag_to_log_solar_luminosity(100.0), 0.4 * 3.27, rtol=1e-14)
+    # fakemag grows as the star gets fainter: L ∝ 10^(0.2 M_K), i.e. the inverse square root of its luminosity
+    assert_allclose(ph.absmag_to_fakemag(5.0) / ph.absmag_to_fakemag(0.0), 10.0, rtol=1e-14)
+    ratio = 10 ** ph.absmag_to_log_solar_luminosity(0.0) / 10 ** ph.absmag_to_log_solar_luminosity(5.0)
+    assert_allclose(ratio, (ph.absmag_to_fakemag(5.0) / ph.absmag_to_fakemag(0.0)) ** 2, rtol=1e-12)

@@ -36,6 +36,8 @@ UNITS: dict[str, str] = {
     "zp_offset": "mas", "zp_offset_error": "mas",
     "dist": "pc", "dist_error": "pc", "dist_model_error": "pc", "weighted_dist": "pc", "weighted_dist_error": "pc",
     "x_gc": "kpc", "y_gc": "kpc", "z_gc": "kpc", "r_gc": "kpc", "phi_gc": "deg",
+    "fe_h": "dex", "fe_h_err": "dex", "alpha_m": "dex",
+    **{c: "dex" for x in XFE_COLUMNS for c in (x, f"{x}_err")},
 }  # fmt: skip
 
 
