@@ -9,6 +9,7 @@ import pandas as pd
 
 from zpdist.galactocentric import GalactocentricFrameConfig, radec_distance_to_galactocentric
 from zpdist.io.columns import XFE_COLUMNS
+from zpdist.lindegren import table_l21
 from zpdist.photometry import (
     fakemag_to_distance,
     fakemag_to_distance_error,
@@ -33,7 +34,7 @@ UNITS: dict[str, str] = {
     "phot_g_mean_mag": "mag", "bp_rp": "mag", "teff": "K", "teff_err": "K", "logg": "dex", "logg_err": "dex",
     "parallax": "mas", "parallax_error": "mas", "parallax_corrected": "mas", "parallax_corrected_error": "mas",
     "nn_parallax": "mas", "nn_parallax_error": "mas", "nn_parallax_model_error": "mas",
-    "zp_offset": "mas", "zp_offset_error": "mas",
+    "zp_offset": "mas", "zp_offset_error": "mas", "l21_zp_offset": "mas",
     "dist": "pc", "dist_error": "pc", "dist_model_error": "pc", "weighted_dist": "pc", "weighted_dist_error": "pc",
     "x_gc": "kpc", "y_gc": "kpc", "z_gc": "kpc", "r_gc": "kpc", "phi_gc": "deg",
     "fe_h": "dex", "fe_h_err": "dex", "alpha_m": "dex",
@@ -59,7 +60,10 @@ def build_catalog(table: pd.DataFrame, prediction: MCPrediction, frame: Galactoc
         The METHOD §8 columns: fakemag and errors; NN distance (pc) with total and model errors;
         NN parallax (mas); raw and offset-corrected Gaia parallax; the inverse-variance combination
         of NN and corrected Gaia parallaxes as ``weighted_dist``; Galactocentric x, y, z, R (kpc) and
-        φ (deg); the offset model's Δϖ per star; and the input labels.
+        φ (deg); the offset model's Δϖ per star; and the input labels. For a Gaia EDR3/DR3 table
+        (``table.attrs["gaia_release"]``) with the inputs of :func:`zpdist.lindegren.table_l21`, also the
+        Lindegren et al. (2021) zero-point ``l21_zp_offset`` (mas, NaN outside its range) and
+        ``l21_outside_validity`` (bool).
     """
     out = pd.DataFrame({c: table[c].to_numpy() for c in PASSTHROUGH_COLUMNS if c in table})
     k_corr = table["k_corr"].to_numpy(float)
@@ -86,6 +90,9 @@ def build_catalog(table: pd.DataFrame, prediction: MCPrediction, frame: Galactoc
     out["parallax_error"] = parallax_error
     out["parallax_corrected"] = parallax - prediction.offset
     out["parallax_corrected_error"] = np.hypot(parallax_error, prediction.offset_std)
+    l21 = table_l21(table)
+    if l21 is not None:
+        out["l21_zp_offset"], out["l21_outside_validity"] = l21
     weighted, weighted_error = inverse_variance_mean(
         out["nn_parallax"], out["nn_parallax_error"], out["parallax_corrected"], out["parallax_corrected_error"]
     )

@@ -7,7 +7,7 @@ Aliases are matched case-insensitively, in the order given: the first one presen
 
 from __future__ import annotations
 
-from zpdist.errors import FileFormatError
+from zpdist.errors import FileFormatError, InputError
 
 #: The 15 abundance ratios of the paper's maps (METHOD §7), as canonical [X/Fe] names.
 #: APOGEE spells Ti II "TIII".
@@ -29,6 +29,24 @@ GAIA_FIELDS: dict[str, tuple[str, ...]] = {
     "phot_rp_mean_mag": ("PHOT_RP_MEAN_MAG", "RP"),
     "bp_rp": ("BP_RP",),
     "visibility_periods_used": ("VISIBILITY_PERIODS_USED",),
+    # the inputs of the Lindegren et al. (2021) zero-point (zpdist.lindegren; Gaia (E)DR3 only, except ecl_lat)
+    "nu_eff_used_in_astrometry": ("NU_EFF_USED_IN_ASTROMETRY",),
+    "pseudocolour": ("PSEUDOCOLOUR",),
+    "ecl_lat": ("ECL_LAT",),
+    "astrometric_params_solved": ("ASTROMETRIC_PARAMS_SOLVED",),
+}
+
+#: The Gaia releases a table's astrometry can come from. EDR3 and DR3 share one astrometric solution (DR3 did
+#: not redo the astrometry: same parallaxes, nu_eff_used_in_astrometry and pseudocolour), so they differ here only
+#: in name; the Lindegren et al. (2021) correction applies to both.
+GAIA_RELEASES: tuple[str, ...] = ("DR2", "EDR3", "DR3")
+
+#: The release each prefix of :data:`GAIA_PREFIXES` implies, with the file it comes from; bare names imply none.
+GAIA_PREFIX_RELEASES: dict[str, tuple[str | None, str]] = {
+    "GAIAEDR3_": ("EDR3", "APOGEE DR17 allStar names: Gaia EDR3 astrometry"),
+    "GAIA_": ("DR2", "APOGEE DR16 allStar names: Gaia DR2 astrometry"),
+    "GAIADR2_": ("DR2", "Gaia DR2 cross-match names"),
+    "": (None, "bare Gaia names do not say which release"),
 }
 
 #: APOGEE fields: canonical name -> aliases. ``KS`` comes before ``K`` because some merged
@@ -69,7 +87,8 @@ STRING_COLUMNS: frozenset[str] = frozenset({"apogee_id", "telescope", "field"})
 
 #: Integer bit-mask columns: kept as integers, never turned to NaN.
 INTEGER_COLUMNS: frozenset[str] = frozenset(
-    {"starflag", "aspcapflag", "source_id", "visibility_periods_used"} | {f"{c}_flag" for c in XFE_COLUMNS}
+    {"starflag", "aspcapflag", "source_id", "visibility_periods_used", "astrometric_params_solved"}
+    | {f"{c}_flag" for c in XFE_COLUMNS}
 )
 
 
@@ -135,3 +154,42 @@ def gaia_prefixes_present(available: list[str]) -> list[str]:
 def gaia_parallax_names_looked_for() -> list[str]:
     """The parallax column names a reader looks for, for error messages."""
     return [f"{p}PARALLAX" for p in GAIA_PREFIXES]
+
+
+def gaia_release_from_columns(available: list[str]) -> tuple[str | None, str]:
+    """Which Gaia release a file's astrometry is, from the prefix its parallax is read under.
+
+    Parameters
+    ----------
+    available : list of str
+        Column names present in the file.
+
+    Returns
+    -------
+    release : str or None
+        One of :data:`GAIA_RELEASES`, or None when the names do not say (bare names, or no parallax).
+    source : str
+        How it was decided, for metadata and messages, e.g. ``"column prefix GAIAEDR3_ (APOGEE DR17 allStar
+        names: Gaia EDR3 astrometry)"``.
+    """
+    prefixes = gaia_prefixes_present(available)
+    if not prefixes:
+        return None, "no Gaia parallax column"
+    release, meaning = GAIA_PREFIX_RELEASES[prefixes[0]]
+    if not prefixes[0]:
+        return None, f"{meaning}; pass gaia_release= to state it"
+    return release, f"column prefix {prefixes[0]} ({meaning})"
+
+
+def normalise_gaia_release(release: str) -> str:
+    """A user-stated Gaia release as one of :data:`GAIA_RELEASES` (case-insensitive; a leading "Gaia " is allowed).
+
+    Raises
+    ------
+    InputError
+        If ``release`` is not one of them.
+    """
+    name = str(release).strip().upper().removeprefix("GAIA").strip()
+    if name not in GAIA_RELEASES:
+        raise InputError(f"unknown Gaia release {release!r}; choose one of {', '.join(GAIA_RELEASES)}")
+    return name

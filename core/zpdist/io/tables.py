@@ -22,6 +22,8 @@ from zpdist.io.columns import (
     STRING_COLUMNS,
     DuplicateColumnError,
     gaia_parallax_names_looked_for,
+    gaia_release_from_columns,
+    normalise_gaia_release,
     resolve_columns,
 )
 
@@ -197,6 +199,7 @@ def read_table(
     path: str | os.PathLike,
     required: Iterable[str] = (),
     require_gaia: bool = False,
+    gaia_release: str | None = None,
 ) -> pd.DataFrame:
     """Read an allStar-like table onto the canonical schema.
 
@@ -209,19 +212,28 @@ def read_table(
         Canonical columns that must be present (see :mod:`zpdist.io.columns`).
     require_gaia : bool
         Raise if no Gaia parallax column is found, listing the names looked for.
+    gaia_release : {"DR2", "EDR3", "DR3"}, optional
+        The Gaia release of the file's astrometry, stated by the user; it overrides what the column names
+        say (EDR3 and DR3 share one astrometric solution).
 
     Returns
     -------
     pandas.DataFrame
         Canonical columns only, floats with NaN for missing values (−9999 in the file), bit-mask
-        columns as integers. ``df.attrs`` records the source file and the column mapping.
+        columns as integers. ``df.attrs`` records the source file, the column mapping, the Gaia release
+        (``"gaia_release"``: ``"DR2"``, ``"EDR3"``, ``"DR3"``, or None when neither the names nor the user
+        say) and how it was decided (``"gaia_release_source"``): ``GAIAEDR3_*`` names are EDR3, ``GAIA_*``
+        (DR16 allStar) and ``GAIADR2_*`` names DR2, bare names unknown.
 
     Raises
     ------
     TableError
         If the file cannot be read, or a required column is missing (the message names it).
+    InputError
+        If ``gaia_release`` is not one of the releases above.
     """
     path = Path(path)
+    stated = normalise_gaia_release(gaia_release) if gaia_release is not None else None
     available = list_columns(path)
     where = f"{path} ({_fits_table_label(path)})" if _suffix(path).startswith(".fit") else str(path)
     try:
@@ -246,4 +258,10 @@ def read_table(
         raise TableError(f"{where}: {exc}") from exc
     frame.attrs["source"] = str(path)
     frame.attrs["column_map"] = mapping
+    release, how = gaia_release_from_columns(available)
+    if stated is not None:
+        how = f"stated by the user (gaia_release={gaia_release!r}); from the names: {release or 'unknown'}, {how}"
+        release = stated
+    frame.attrs["gaia_release"] = release
+    frame.attrs["gaia_release_source"] = how
     return frame
