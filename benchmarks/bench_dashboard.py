@@ -38,18 +38,13 @@ import pyarrow.parquet as pq
 from zpdist.catalog import PASSTHROUGH_COLUMNS, UNITS
 from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
 from zpdist.zeropoint import OUTPUT_FIELDS, ZEROPOINT_FILE, ZeroPointConfig
+from zpdist.zeropoint_maps.build import build_histograms
+from zpdist.zeropoint_maps.histograms import DISPLAY_BINS, MAP_PLANES, GaiaHistograms
+from zpdist.zeropoint_maps.table import VALUE, open_zeropoint_output
 from zpdist_dashboard.export import FORMATS, prepare_download
 from zpdist_dashboard.state import Catalog, DashboardState
 from zpdist_dashboard.views.base import RASTER_BINS, datashaded_map, dimension
-from zpdist_dashboard.views.gaia_scale import (
-    DISPLAY_BINS,
-    MAP_PLANES,
-    VALUE,
-    GaiaHistograms,
-    GaiaScaleView,
-    build_histograms,
-    open_zeropoint_output,
-)
+from zpdist_dashboard.views.gaia_scale import GaiaScaleView
 
 #: Teff windows the benchmark alternates between (K).
 FILTERS = ((4000.0, 4800.0), (4200.0, 5000.0))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,7 @@ REALDATA = Path(os.environ.get("ZPDIST_REALDATA", Path(__file__).resolve().paren
 @pytest.fixture(scope="session")
 def small_mock(tmp_path_factory) -> MockFiles:
     """3,000 mock stars with spectra and a constant −52.3 µas offset (seed 7)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return write_mock(MockConfig(n_stars=3000, seed=7), tmp_path_factory.mktemp("mock"), progress=False)
+    return write_mock(MockConfig(n_stars=3000, seed=7), tmp_path_factory.mktemp("mock"), progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Tests of zpdist.continuum and the grid helpers of zpdist.io.spectra: continuum normalisation chip by chip,
-cutting and interpolating onto the 7,514-pixel grid (METHOD §3), on synthetic spectra and on real APOGEE files."""
+cutting and interpolating onto the 7,514-pixel grid (docs/method.md §3), on synthetic spectra and on real APOGEE
+files."""
 
 from __future__ import annotations
 

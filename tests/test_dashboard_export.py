@@ -48,6 +48,7 @@ def test_parquet_round_trip(tmp_path, rows, metadata):
     assert table.schema.field("dist").metadata[b"unit"] == b"pc"
 
 
+@pytest.mark.filterwarnings("ignore:'dex' did not parse as fits unit")  # astropy reads our TUNIT = 'dex'
 def test_fits_round_trip(tmp_path, rows, metadata):
     path = write_selection(rows, tmp_path / "s.fits", metadata)
     _check(Table.read(path, hdu="CATALOG").to_pandas(), rows)

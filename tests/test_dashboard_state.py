@@ -9,6 +9,8 @@ import pytest
 from astropy.table import Table
 
 from tests.synthetic_catalog import synthetic_catalog, write_synthetic_catalog
+from zpdist.errors import MissingInputError
+from zpdist.selection import MapCuts, apply_cuts, map_cuts
 from zpdist_dashboard.state import (
     CatalogError,
     DashboardState,
@@ -16,6 +18,7 @@ from zpdist_dashboard.state import (
     filter_mask,
     load_catalog,
     points_in_polygon,
+    quality_cuts,
     shared_catalog,
 )
 
@@ -63,7 +66,7 @@ def test_files_that_are_not_catalogs_are_refused_by_name(tmp_path):
     with pytest.raises(CatalogError, match="csv"):
         (tmp_path / "c.csv").write_text("a\n1\n")
         load_catalog(tmp_path / "c.csv")
-    with pytest.raises(FileNotFoundError, match=r"absent\.parquet"):
+    with pytest.raises(MissingInputError, match=r"absent\.parquet"):
         load_catalog(tmp_path / "absent.parquet")
 
 
@@ -71,22 +74,47 @@ def test_shared_catalog_is_loaded_once_per_process(catalog_file):
     assert shared_catalog(catalog_file) is shared_catalog(str(catalog_file))
 
 
-def test_filters_and_quality_cuts(catalog_file):
+def test_filters(catalog_file):
     f = load_catalog(catalog_file).frame
     mask = filter_mask(f, {"teff": (4000, 4500), "dist_kpc": (1, 3), "absent": (0, 1)}, [], "fe_h")
     expected = f["teff"].between(4000, 4500) & f["dist"].between(1000, 3000)
     np.testing.assert_array_equal(mask, expected)
-    cuts = filter_mask(f, {}, ["abs_z", "dist_snr", "logg_err", "fe_h_err", "x_h_err"], "mg_fe")
-    expected = (
-        (f["z_gc"].abs() < 0.3) & (f["dist"] / f["dist_error"] > 5) & (f["logg_err"] < 0.2) & (f["fe_h_err"] < 0.05)
-        & (np.hypot(f["mg_fe_err"], f["fe_h_err"]) < 0.1)
-    )  # fmt: skip
-    np.testing.assert_array_equal(cuts, expected)
-    assert 0 < cuts.sum() < len(f)
     # NaN never passes an applied range
     f = f.copy()
     f.loc[0, "teff"] = np.nan
     assert not filter_mask(f, {"teff": (0, 1e5)}, [], "fe_h")[0]
+
+
+def test_the_quality_toggles_are_zpdist_selections_map_cuts(catalog_file):
+    f = load_catalog(catalog_file).frame
+    every = list(range(len(quality_cuts("mg_fe"))))
+    cuts = filter_mask(f, {}, every, "mg_fe")
+    by_hand = (
+        (f["z_gc"].abs() < 0.3) & (f["dist"] / f["dist_error"] > 5) & (f["logg_err"] < 0.2) & (f["fe_h_err"] < 0.05)
+        & (f["mg_fe_err"] < 0.1)
+    )  # fmt: skip
+    np.testing.assert_array_equal(cuts, by_hand)
+    assert 0 < cuts.sum() < len(f)
+    for element in ("fe_h", "mg_fe"):
+        for chosen in ([0], [1, 4], every):
+            listed = [c for i, c in enumerate(map_cuts(MapCuts(element=element))) if i in chosen]
+            np.testing.assert_array_equal(filter_mask(f, {}, chosen, element), apply_cuts(f, listed)[0])
+    assert [c.name for c in quality_cuts("mg_fe")] == [c.name for c in map_cuts(MapCuts(element="mg_fe"))]
+
+
+def test_the_configured_map_thresholds_reach_the_toggles(catalog_file):
+    catalog = load_catalog(catalog_file)
+    wide = MapCuts(max_abs_z=1.0)  # as from `zpdist serve --config` with [maps] max_abs_z = 1.0
+    state = DashboardState(catalog, thresholds=wide, cuts=[0])
+    np.testing.assert_array_equal(state.mask, catalog.frame["z_gc"].abs() < 1.0)
+    assert state.describe_filters()["quality_cuts"] == ["|z_gc| < 1 kpc"]
+    assert DashboardState(catalog, cuts=[0]).mask.sum() < state.mask.sum()
+
+
+def test_a_cut_on_an_absent_column_is_ignored(tmp_path):
+    f = load_catalog(write_synthetic_catalog(tmp_path / "c.parquet", n_stars=200, drop=("logg_err",))).frame
+    np.testing.assert_array_equal(filter_mask(f, {}, [2], "fe_h"), np.ones(len(f), bool))
+    np.testing.assert_array_equal(filter_mask(f, {}, [2, 3], "fe_h"), f["fe_h_err"] < 0.05)
 
 
 def test_box_and_lasso_selections():
@@ -113,6 +141,9 @@ def test_state_masks_follow_filters_and_selection(catalog_file):
     state.set_range("teff", None)
     assert state.selected.sum() == len(state.mask)
     assert state.describe_filters() == {"ranges": {}, "quality_cuts": [], "element": "fe_h"}
+    state.element, state.cuts = "mg_fe", [0, 4]
+    assert state.describe_filters()["quality_cuts"] == ["|z_gc| < 0.3 kpc", "[X/H] error < 0.1 dex (mg_fe_err)"]
+    np.testing.assert_array_equal(state.mask, filter_mask(state.catalog.frame, {}, [0, 4], "mg_fe"))
 
 
 def test_element_choices_are_the_catalogs(tmp_path):

@@ -12,6 +12,8 @@ import pytest
 from tests.synthetic_catalog import OFFSET_UAS, write_synthetic_catalog
 from zpdist.maps import binned_median_map, color_limits
 from zpdist.precision import crossover_distance, fractional_error_profile
+from zpdist.selection import MapCuts, apply_cuts, map_cuts
+from zpdist_dashboard.app import quality_cut_toggles
 from zpdist_dashboard.selection import ROUTE_MODULE, SelectionControls
 from zpdist_dashboard.state import DashboardState, Selection, load_catalog
 from zpdist_dashboard.views.abundances import AbundancesView
@@ -99,3 +101,18 @@ def test_downloads_are_disabled_without_the_route(state, monkeypatch):
     controls = SelectionControls(state=state)
     assert controls._prepare.disabled and "--plugins zpdist_dashboard.routes" in controls.link
     state.selection = None
+
+
+def test_the_quality_toggles_apply_zpdist_selections_map_cuts(state):
+    toggles = quality_cut_toggles(state)
+    cuts = map_cuts(MapCuts())
+    assert list(toggles.options) == [cut.name for cut in cuts]
+    try:
+        toggles.value = [toggles.options[cuts[1].name], toggles.options[cuts[2].name]]
+        assert state.cuts == [1, 2]
+        np.testing.assert_array_equal(state.mask, apply_cuts(state.catalog.frame, cuts[1:3])[0])
+        assert 0 < state.mask.sum() < len(state.mask)
+        state.element = "mg_fe"
+        assert list(toggles.options)[-1] == map_cuts(MapCuts(element="mg_fe"))[-1].name and toggles.value == [1, 2]
+    finally:
+        state.cuts, state.element = [], "fe_h"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -22,11 +21,9 @@ QUIET = {"progress": False, "log": lambda message: None}
 @pytest.fixture(scope="module")
 def labels_run(small_mock, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("labels-run")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # 656 stars pass the cuts: batches of 16 give the few hundred Adam steps the offset needs to converge
-        config = TrainConfig(mode="labels", epochs=25, batch_size=16, device="cpu")
-        summary = train(small_mock.allstar, run_dir, config, **QUIET)
+    # 656 stars pass the cuts: batches of 16 give the few hundred Adam steps the offset needs to converge
+    config = TrainConfig(mode="labels", epochs=25, batch_size=16, device="cpu")
+    summary = train(small_mock.allstar, run_dir, config, **QUIET)
     return run_dir, summary
 
 
@@ -162,15 +159,13 @@ def test_resume_continues_the_same_run(small_mock, tmp_path):
 
 def test_demo_builds_trains_predicts_and_reuses_the_mock(tmp_path):
     messages: list[str] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        catalog_path = run_demo(tmp_path, n_stars=1500, epochs=2, device="cpu", log=messages.append)
-        assert catalog_path == tmp_path / "catalog.parquet" and catalog_path.exists()
-        assert not (tmp_path / "mock" / "spectra.h5").exists()  # labels mode needs no spectra
-        assert any(m.startswith("injected offset: -52.3") for m in messages)
-        assert any("more precise than Gaia" in m for m in messages)
-        messages.clear()
-        run_demo(tmp_path, n_stars=1500, epochs=1, device="cpu", log=messages.append)
+    catalog_path = run_demo(tmp_path, n_stars=1500, epochs=2, device="cpu", log=messages.append)
+    assert catalog_path == tmp_path / "catalog.parquet" and catalog_path.exists()
+    assert not (tmp_path / "mock" / "spectra.h5").exists()  # labels mode needs no spectra
+    assert any(m.startswith("injected offset: -52.3") for m in messages)
+    assert any("more precise than Gaia" in m for m in messages)
+    messages.clear()
+    run_demo(tmp_path, n_stars=1500, epochs=1, device="cpu", log=messages.append)
     assert any("reusing the mock Galaxy" in m for m in messages)
     catalog, metadata = read_catalog(catalog_path)
     assert len(catalog) == 1500 and metadata["model"]["mode"] == "labels"

@@ -9,6 +9,8 @@ import torch
 from zpdist.mock.config import MockConfig
 from zpdist.mock.generate import write_mock
 from zpdist.nn.infer import load_model, mc_predict
+from zpdist.nn.offset import NetworkOffset
+from zpdist.nn.offset_export import dropout_masks
 from zpdist.nn.train import TrainConfig, train
 
 pytestmark = [
@@ -75,3 +77,29 @@ def test_training_on_cuda_matches_cpu(trained_on_cpu, tmp_path):
     assert abs(summary["offset_uas"] - cpu_summary["offset_uas"]) < 3 * combined
     cpu_loss = cpu_summary["history"][-1]["val_loss"]
     assert abs(summary["history"][-1]["val_loss"] - cpu_loss) < 0.25 * abs(cpu_loss) + 0.1
+
+
+def test_offset_network_on_cuda_equals_its_numpy_export_pass_for_pass():
+    torch.manual_seed(0)
+    offset = NetworkOffset(dropout=0.3)
+    with torch.no_grad():
+        for p in offset.parameters():
+            p.normal_(0.0, 0.3)
+    offset.set_statistics(torch.tensor([13.5, 1.5, 4700.0]), torch.tensor([1.5, 0.3, 300.0]))
+    rng = np.random.default_rng(1)
+    z = np.column_stack([rng.uniform(10, 16, 500), rng.uniform(1, 3, 500), rng.uniform(4000, 5200, 500)])
+    evaluator = offset.export(50, 7, 0.0, [[10, 16], [1, 3], [4000, 5200]])
+    cuda = offset.to("cuda").eval()
+    masks = tuple(torch.as_tensor(m, dtype=torch.float32, device="cuda") for m in dropout_masks((32, 16), 50, 7, 0.3))
+    inputs = torch.as_tensor(z, dtype=torch.float32, device="cuda")
+    with torch.no_grad():
+        passes = cuda.masked_body(cuda.stem(inputs, 500), masks).T.double().cpu().numpy()
+        deterministic = cuda(inputs, 500).double().cpu().numpy()
+    np.testing.assert_allclose(evaluator.mc_passes(evaluator.first_layer(z)), passes, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(evaluator.evaluate(z)["zp_offset"], deterministic, rtol=1e-4, atol=1e-5)
+    # on the device the shared masks come from a CUDA generator: other numbers, the same distribution
+    shared = cuda.shared_mask_passes(inputs, 400, seed=0).numpy()
+    on_cpu = offset.cpu().shared_mask_passes(inputs.cpu(), 400, seed=0).numpy()
+    assert shared.shape == (400,) and np.isfinite(shared).all() and not np.array_equal(shared, on_cpu)
+    assert abs(shared.mean() - on_cpu.mean()) < 5 * np.hypot(shared.std(), on_cpu.std()) / np.sqrt(400)
+    assert shared.std() == pytest.approx(on_cpu.std(), rel=0.25)

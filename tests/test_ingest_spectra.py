@@ -1,4 +1,4 @@
-"""Tests of zpdist.io.apstar (apStar/aspcapStar/npz readers) and ``zpdist ingest spectra`` (METHOD §3, §9),
+"""Tests of zpdist.io.apstar (apStar/aspcapStar/npz readers) and ``zpdist ingest spectra`` (docs/method.md §3, §9),
 on synthetic files and on the two real DR17 apStar files of ../shared/realdata."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tests of zpdist.io.spectra: the 7,514-pixel grid and chunked HDF5 storage (METHOD §3, §9)."""
+"""Tests of zpdist.io.spectra: the 7,514-pixel grid and chunked HDF5 storage (docs/method.md §3, §9)."""
 
 from __future__ import annotations
 

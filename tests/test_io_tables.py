@@ -1,4 +1,4 @@
-"""Tests of zpdist.io.tables and zpdist.io.columns: survey tables onto the canonical schema (METHOD §9)."""
+"""Tests of zpdist.io.tables and zpdist.io.columns: survey tables onto the canonical schema (docs/method.md §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Physics of the embedded mock Galaxy (METHOD §2, §10): luminosities, magnitudes, astrometry, chemistry, files."""
+"""Physics of the embedded mock Galaxy (docs/method.md §2, §10): luminosities, magnitudes, astrometry, chemistry,
+files."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def test_absmag_k_from_bolometric_magnitude_and_bc(mock):
 
 
 def test_sun_has_solar_absolute_k_magnitude():
-    # BC_K anchored at the Sun: M_K,⊙ = 4.74 − 1.47 = 3.27 (METHOD §2)
+    # BC_K anchored at the Sun: M_K,⊙ = 4.74 − 1.47 = 3.27 (docs/method.md §2)
     assert absmag_k(np.array([0.0]), np.array([T_SUN]))[0] == pytest.approx(3.27, abs=1e-12)
     # BC_K ≈ 1.96 for a 4,750 K giant, ≈ 2.6 at 3,900 K (larger for cooler stars)
     teff = np.array([3900.0, 4750.0, 5772.0])

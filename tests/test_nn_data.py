@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from zpdist.io.spectra import N_PIXELS, SpectraWriter
 from zpdist.nn import data
 
 
@@ -43,3 +44,25 @@ def test_corrected_k_flags_missing_and_negative_extinction():
     out = data.add_corrected_k(_table(k=[10.0, 11.0], ak=[0.1, 0.0]))
     np.testing.assert_allclose(out["k_corr"], [9.9, 11.0])
     assert out["ak_flag"].tolist() == [False, False]
+
+
+def test_spectra_inputs_reads_increasing_rows_and_sets_nan_pixels_to_one(tmp_path):
+    spectra = np.random.default_rng(0).normal(1.0, 0.05, (10, N_PIXELS)).astype(np.float32)
+    spectra[3, 7] = np.nan
+    path = tmp_path / "s.h5"
+    with SpectraWriter(path, 10, chunk_rows=4) as writer:
+        writer.write(0, spectra)
+    block = data.spectra_inputs(path, 10, np.array([1, 3, 8]))
+    expected = spectra[[1, 3, 8]].copy()
+    expected[1, 7] = 1.0
+    assert block.dtype == np.float32 and block.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(block, expected)
+    with pytest.raises(ValueError, match="increasing"):
+        data.spectra_inputs(path, 10, np.array([3, 1]))
+
+
+def test_label_inputs_are_one_float32_row_per_star():
+    table = _table(mg_fe=[0.1, 0.2])
+    inputs = data.label_inputs(table, ("teff", "mg_fe"), np.array([1]))
+    assert inputs.dtype == np.float32 and inputs.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(inputs, np.array([[4500.0, 0.2]], np.float32))

@@ -1,4 +1,4 @@
-"""The heteroscedastic parallax-space loss (METHOD §4), checked against numbers worked out by hand."""
+"""The heteroscedastic parallax-space loss (docs/method.md §4), checked against numbers worked out by hand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ZeroPointNet (METHOD §3) and Monte-Carlo-dropout inference / offset fitting (METHOD §6), on CPU."""
+"""ZeroPointNet (docs/method.md §3), Monte-Carlo-dropout inference and the offset level's fit (§6), on CPU."""
 
 from __future__ import annotations
 
@@ -6,17 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from zpdist.errors import ConfigError
 from zpdist.nn.device import resolve_precision
-from zpdist.nn.infer import (
-    MODEL_FILE,
-    deterministic_offset,
-    fit_offset_level,
-    global_offset_passes,
-    load_model,
-    mc_predict,
-    save_model,
-)
+from zpdist.nn.infer import MODEL_FILE, MODEL_FORMAT, load_model, mc_predict, save_model
 from zpdist.nn.model import ModelConfig, ZeroPointNet, enable_mc_dropout
+from zpdist.nn.offset_fit import fit_offset_level
 
 CPU = torch.device("cpu")
 N_PIXELS = 7514
@@ -134,9 +128,11 @@ def test_multivariate_offset_needs_offset_inputs():
     assert out["offset"].shape == (4, 5)
 
 
-def test_unknown_offset_model():
-    with pytest.raises(ValueError, match="offset model"):
+def test_unknown_offset_model_mode_and_head_are_configuration_errors():
+    with pytest.raises(ConfigError, match="unknown offset model 'quadratic'"):
         ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, offset_model="quadratic"))
+    with pytest.raises(ConfigError, match="unknown mode 'photometry'"):
+        ZeroPointNet(ModelConfig(mode="photometry", n_inputs=4))
 
 
 # --- dropout ----------------------------------------------------------------------------------------------
@@ -213,13 +209,13 @@ def test_save_load_round_trip(tmp_path):
     model = ZeroPointNet(config)
     model.set_statistics(0.9 * torch.ones(N_PIXELS), 0.05 * torch.ones(N_PIXELS), fakemag_scale=150.0)
     with torch.no_grad():
-        model.offset_mas.fill_(-0.0523)
+        model.offset.level.fill_(-0.0523)
     model.eval()
     metadata = {"labels": ["teff", "logg"], "offset_mas": -0.0523}
     path = tmp_path / MODEL_FILE
     save_model(path, model, metadata)
     payload = torch.load(path, weights_only=True)
-    assert payload["model_config"] == config.to_dict()
+    assert payload["model_config"] == config.to_dict() and payload["format"] == MODEL_FORMAT
 
     loaded, loaded_meta = load_model(tmp_path, CPU)
     assert loaded_meta == metadata
@@ -229,8 +225,8 @@ def test_save_load_round_trip(tmp_path):
     expected, got = model(x), loaded(x)
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
-    assert float(loaded.fakemag_scale) == 150.0
-    assert loaded.offset_mas.item() == pytest.approx(-0.0523)
+    assert float(loaded.head.scale) == 150.0
+    assert loaded.offset.level.item() == pytest.approx(-0.0523)
 
 
 def test_load_model_missing_file(tmp_path):
@@ -287,78 +283,21 @@ def test_fit_offset_level_is_relative_to_current_offset_and_weights_both_errors(
     assert fit_nan.shift == pytest.approx(fit_drop.shift, abs=1e-12)
 
 
-def test_deterministic_offset(spectra_model):
-    np.testing.assert_array_equal(deterministic_offset(spectra_model, None, 7, CPU), np.zeros(7))
-    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, offset_model="multivariate"))
-    standardise_offset_inputs(model)
-    z = offset_batch(5).numpy()
-    z[3, 2] = np.nan
-    values = deterministic_offset(model, z, 5, CPU)
-    assert np.isnan(values[3]) and np.isfinite(np.delete(values, 3)).all()
-    assert np.std(np.delete(values, 3)) > 0
-    model.eval()
-    with torch.no_grad():
-        direct = model(torch.zeros(5, 4), torch.as_tensor(z))["offset"].double().numpy()
-    np.testing.assert_allclose(np.delete(values, 3), np.delete(direct, 3), rtol=1e-6)
-
-
-def test_global_offset_passes_constant_returns_constant():
-    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4))
-    with torch.no_grad():
-        model.offset_mas.fill_(-0.0523)
-    passes = global_offset_passes(model, offset_batch(10).numpy(), n_passes=120, device=CPU)
-    assert passes.shape == (120,)
-    np.testing.assert_allclose(passes, -0.0523, rtol=1e-6)
-
-
-def test_global_offset_passes_multivariate_spread_and_seed():
-    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, offset_model="multivariate", init_std=0.3))
-    z = offset_batch(50).numpy()
-    standardise_offset_inputs(model)
-    a = global_offset_passes(model, z, n_passes=120, device=CPU, seed=3)
-    b = global_offset_passes(model, z, n_passes=120, device=CPU, seed=3)
-    assert a.shape == (120,)
-    np.testing.assert_array_equal(a, b)
-    assert a.std() > 0
-    # the passes scatter about the dropout-free mean offset
-    model.eval()
-    with torch.no_grad():
-        mean = model(torch.zeros(50, 4), torch.as_tensor(z))["offset"].double().mean().item()
-    assert abs(a.mean() - mean) < 5.0 * a.std() / np.sqrt(len(a)) + 1e-6
-
-
-def test_validation_loss_is_the_training_objective_with_dropout_on():
-    """The loss that drives the schedule and early stopping is stochastic (dropout on), like the model in use."""
-    from zpdist.nn.train import _Arrays, _epoch_loss
-
-    model = ZeroPointNet(ModelConfig(mode="labels", n_inputs=4, dropout=0.5))
-    g = torch.Generator().manual_seed(0)
-    arrays = _Arrays(
-        torch.randn(256, 4, generator=g), None, torch.full((256,), 10.0),
-        torch.rand(256, generator=g) + 0.1, torch.full((256,), 0.05),
-    )  # fmt: skip
-    losses = []
-    for seed in (1, 1, 2):
-        torch.manual_seed(seed)
-        losses.append(_epoch_loss(model, arrays, 0.0, 64))
-    assert np.isfinite(losses).all()
-    assert losses[0] == losses[1] and losses[0] != losses[2]
-
-
 def test_spectra_log_linear_head_whitens_principal_components_and_round_trips(tmp_path):
     config = ModelConfig(mode="spectra", luminosity_head="log_linear", n_components=6)
     model = ZeroPointNet(config)
-    assert model.log_linear.in_features == 6 and model.projection.shape == (6, N_PIXELS)
+    components = model.head.components
+    assert model.head.linear.in_features == 6 and components.projection.shape == (6, N_PIXELS)
     generator = torch.Generator().manual_seed(0)
     directions = torch.randn(6, N_PIXELS, generator=generator)
     scores = torch.randn(400, 6, generator=generator) * torch.tensor([5.0, 4.0, 3.0, 2.0, 1.5, 1.0])
     spectra = scores @ directions + 0.01 * torch.randn(400, N_PIXELS, generator=generator)
     model.set_projection(spectra - spectra.mean(0))
-    whitened = (spectra - spectra.mean(0)) @ model.projection.T
+    whitened = (spectra - spectra.mean(0)) @ components.projection.T
     torch.testing.assert_close(whitened.std(0), torch.ones(6), rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(whitened.T @ whitened / 399, torch.eye(6), rtol=0, atol=1e-3)
     with torch.no_grad():
-        model.log_linear.weight.fill_(0.1)
+        model.head.linear.weight.fill_(0.1)
     model.eval()
     save_model(tmp_path / MODEL_FILE, model, {})
     loaded, _ = load_model(tmp_path, CPU)
@@ -412,16 +351,17 @@ def test_reduced_precision_monte_carlo_agrees_within_sampling_noise(spectra_mode
 def test_quadratic_terms_of_the_leading_components():
     config = ModelConfig(mode="spectra", luminosity_head="log_linear", n_components=5, n_quadratic=3)
     model = ZeroPointNet(config)
-    assert model.log_linear.in_features == 5 + 6
+    assert model.head.linear.in_features == 5 + 6
     generator = torch.Generator().manual_seed(2)
+    projection = model.head.components.projection
     with torch.no_grad():
-        model.projection.copy_(torch.randn(5, N_PIXELS, generator=generator) / 100)
+        projection.copy_(torch.randn(5, N_PIXELS, generator=generator) / 100)
     x = spectra_batch(3)
-    z = x @ model.projection.T  # identity standardisation
-    features = model.log_linear_inputs(x)
+    z = x @ projection.T  # identity standardisation
+    features = model.head.linear_inputs(x)
     expected = [z[:, 0] ** 2, z[:, 0] * z[:, 1], z[:, 0] * z[:, 2], z[:, 1] ** 2, z[:, 1] * z[:, 2], z[:, 2] ** 2]
     torch.testing.assert_close(features, torch.cat([z, torch.stack(expected, 1)], 1))
-    with pytest.raises(ValueError, match="n_quadratic 6 is not in"):
+    with pytest.raises(ConfigError, match="n_quadratic 6 is not in"):
         ZeroPointNet(ModelConfig(mode="spectra", luminosity_head="log_linear", n_components=5, n_quadratic=6))
 
 
@@ -429,11 +369,12 @@ def test_quadratic_log_linear_model_round_trips(tmp_path):
     config = ModelConfig(mode="spectra", luminosity_head="log_linear", n_components=4, n_quadratic=2)
     model = ZeroPointNet(config)
     with torch.no_grad():
-        model.projection.normal_(0.0, 0.01)
-        model.log_linear.weight.fill_(0.05)
+        model.head.components.projection.normal_(0.0, 0.01)
+        model.head.linear.weight.fill_(0.05)
     model.eval()
     save_model(tmp_path / MODEL_FILE, model, {})
-    assert "quadratic_pairs" not in torch.load(tmp_path / MODEL_FILE, weights_only=True)["state_dict"]
+    saved = torch.load(tmp_path / MODEL_FILE, weights_only=True)["state_dict"]
+    assert "head.components.projection" in saved and not any(k.endswith("quadratic_pairs") for k in saved)
     loaded, _ = load_model(tmp_path, CPU)
     assert loaded.config == config
     x = spectra_batch()

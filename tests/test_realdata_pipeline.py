@@ -3,8 +3,6 @@ predict with a model trained on the mock, and open the catalog in the dashboard.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -18,10 +16,8 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def mock_labels_run(small_mock, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("mock-labels-run")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train(small_mock.allstar, run_dir, TrainConfig(mode="labels", epochs=2, device="cpu"), progress=False,
-              log=lambda message: None)  # fmt: skip
+    train(small_mock.allstar, run_dir, TrainConfig(mode="labels", epochs=2, device="cpu"), progress=False,
+          log=lambda message: None)  # fmt: skip
     return run_dir
 
 

@@ -1,4 +1,4 @@
-"""Tests of ``zpdist select`` and of the abundance-map cuts (METHOD §7) in zpdist.selection."""
+"""Tests of ``zpdist select`` and of the abundance-map cuts (docs/method.md §7) in zpdist.selection."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from numpy.testing import assert_array_equal
 from zpdist.cli import main
 from zpdist.io.catalog import METADATA_KEY, write_catalog
 from zpdist.io.tables import read_table
-from zpdist.selection import MAP_ELEMENTS, MapCuts, TrainingCuts, apply_cuts, map_cuts, x_h_error
+from zpdist.selection import MAP_ELEMENTS, MapCuts, apply_cuts, map_cuts, x_h_error
 
 TWOFACE = "merged_TwoFace_DR14allStar_x_GaiaDR2_532.fits"
 APOKASC = "merged_APOKASC2_x_GaiaDR2_6676.fits"
@@ -156,8 +156,8 @@ def test_select_maps_on_a_catalog(tmp_path, capsys):
     out_path = tmp_path / "maps.parquet"
     _, sections = run_report(capsys, "--table", str(path), "--mode", "maps", "--element", "mg_fe", "--report",
                              "--out", str(out_path))  # fmt: skip
-    assert list(sections) == ["abundance-map cuts (METHOD §7), element mg_fe"]
-    assert [row[1:3] for row in sections["abundance-map cuts (METHOD §7), element mg_fe"][1]] == [
+    assert list(sections) == ["abundance-map cuts (docs/method.md §7), element mg_fe"]
+    assert [row[1:3] for row in sections["abundance-map cuts (docs/method.md §7), element mg_fe"][1]] == [
         (1, 5), (1, 4), (1, 3), (1, 2), (1, 1)
     ]  # fmt: skip
     written = pd.read_parquet(out_path)

@@ -1,4 +1,4 @@
-"""Tests of zpdist.selection: the paper's training cuts (METHOD §5), with per-cut counts."""
+"""Tests of zpdist.selection: the paper's training cuts (docs/method.md §5), with per-cut counts."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +13,17 @@ import pytest
 import torch
 
 from zpdist.cli import main
+from zpdist.errors import FileFormatError, OutputError
 from zpdist.io.tables import TableError
 from zpdist.mock.config import InjectedOffset, MockConfig
 from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
 from zpdist.mock.generate import write_mock
-from zpdist.nn.infer import MODEL_FILE, deterministic_offset, load_model, save_model
+from zpdist.nn.infer import MODEL_FILE, load_model, save_model
+from zpdist.nn.model import ZeroPointNet
+from zpdist.nn.offset_export import offset_evaluator_from_run
 from zpdist.nn.train import TrainConfig, train
 from zpdist.zeropoint import (
     ZEROPOINT_FILE,
-    OffsetEvaluator,
     ZeroPointColumns,
     ZeroPointConfig,
     apply_offset_model,
@@ -37,16 +38,14 @@ QUIET = {"progress": False, "log": lambda message: None}
 def runs(tmp_path_factory) -> dict[str, Path]:
     """Two-epoch labels-mode runs, multivariate and constant, on 2,000 mock stars."""
     folder = tmp_path_factory.mktemp("zp_mock")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        offset = InjectedOffset(model="multivariate")
-        write_mock(MockConfig(n_stars=2000, seed=1, write_spectra=False, offset=offset), folder, progress=False)
-        out = {}
-        for kind in ("multivariate", "constant"):
-            config = TrainConfig(mode="labels", offset_model=kind, epochs=2, device="cpu", offset_mc_passes=20,
-                                 fit_mc_samples=3)  # fmt: skip
-            out[kind] = folder / kind
-            train(folder / "allstar.fits", out[kind], config, progress=False, log=lambda m: None)
+    offset = InjectedOffset(model="multivariate")
+    write_mock(MockConfig(n_stars=2000, seed=1, write_spectra=False, offset=offset), folder, progress=False)
+    out = {}
+    for kind in ("multivariate", "constant"):
+        config = TrainConfig(mode="labels", offset_model=kind, epochs=2, device="cpu", offset_mc_passes=20,
+                             fit_mc_samples=3)  # fmt: skip
+        out[kind] = folder / kind
+        train(folder / "allstar.fits", out[kind], config, progress=False, log=lambda m: None)
     return out
 
 
@@ -75,6 +74,16 @@ def inputs_of(frame: pd.DataFrame) -> np.ndarray:
     return frame[INPUTS].to_numpy(np.float32)
 
 
+def deterministic_offset(model: ZeroPointNet, inputs: np.ndarray) -> np.ndarray:
+    """The torch offset model's Δϖ (mas, dropout off) of each row; NaN where an input is missing."""
+    out = np.full(len(inputs), np.nan)
+    valid = np.isfinite(inputs).all(1)
+    model.eval()
+    with torch.no_grad():
+        out[valid] = model.offset(torch.as_tensor(inputs[valid]), int(valid.sum())).double().numpy()
+    return out
+
+
 def test_every_row_once_in_order_with_the_models_values(runs, gaia, reference):
     model, _ = load_model(runs["multivariate"], CPU)
     source, output = read(gaia), read(reference)
@@ -82,9 +91,9 @@ def test_every_row_once_in_order_with_the_models_values(runs, gaia, reference):
     for name, frame in source.items():
         out = output[name]
         np.testing.assert_array_equal(out["source_id"].to_numpy(), frame["source_id"].to_numpy())
-        expected = deterministic_offset(model, inputs_of(frame), len(frame), CPU)
-        np.testing.assert_array_equal(np.isnan(out["zp_offset_mas"]), np.isnan(expected))
-        np.testing.assert_allclose(out["zp_offset_mas"], expected, rtol=1e-5, atol=1e-7, equal_nan=True)
+        expected = deterministic_offset(model, inputs_of(frame))
+        np.testing.assert_array_equal(np.isnan(out["zp_offset"]), np.isnan(expected))
+        np.testing.assert_allclose(out["zp_offset"], expected, rtol=1e-5, atol=1e-7, equal_nan=True)
     record = json.loads((reference / ZEROPOINT_FILE).read_text())
     assert record["status"] == "complete" and record["n_rows"] == 6000 and record["n_files"] == 3
     assert record["n_missing_inputs"] == sum(int(np.isnan(inputs_of(f)).any(1).sum()) for f in source.values())
@@ -97,31 +106,31 @@ def test_mc_spread_equals_direct_torch_passes(runs, gaia, reference):
     frame = read(gaia)["part-00001.parquet"]
     out = read(reference)["part-00001.parquet"]
     valid = np.isfinite(inputs_of(frame)).all(1)
-    mlp, keep = model.offset_mlp, 1.0 - model.config.dropout
+    mlp, keep = model.offset, 1.0 - model.config.dropout
     rng = np.random.default_rng(4)
     mask1 = torch.as_tensor((rng.random((30, 32)) < keep) / keep, dtype=torch.float32)
     mask2 = torch.as_tensor((rng.random((30, 16)) < keep) / keep, dtype=torch.float32)
     with torch.no_grad():
         z = torch.as_tensor(inputs_of(frame)[valid])
-        h1 = mlp.stem((z - model.offset_input_mean) / model.offset_input_std)
+        h1 = mlp.stem(z, len(z))
         passes = torch.stack([mlp.out(torch.tanh(mlp.dense2(h1 * m1)) * m2).squeeze(-1) for m1, m2 in
                               zip(mask1, mask2, strict=True)], 1).double().numpy()  # fmt: skip
-    spread = out["zp_offset_err_mc_mas"].to_numpy()
+    spread = out["zp_offset_model_error"].to_numpy()
     np.testing.assert_allclose(spread[valid], passes.std(1), rtol=1e-4, atol=1e-7)
     assert (spread[valid] > 0).all() and np.isnan(spread[~valid]).all()
     level = metadata["summary"]["offset_uas_err_stat"] / 1000
-    np.testing.assert_allclose(out["zp_offset_err_mas"][valid], np.hypot(passes.std(1), level), rtol=1e-4)
+    np.testing.assert_allclose(out["zp_offset_error"][valid], np.hypot(passes.std(1), level), rtol=1e-4)
 
 
 def test_monte_carlo_reproducible_with_seed(runs, gaia):
     inputs = inputs_of(read(gaia)["part-00000.parquet"])
-    first, _ = OffsetEvaluator.from_run(runs["multivariate"], 20, seed=9)
-    again, _ = OffsetEvaluator.from_run(runs["multivariate"], 20, seed=9)
-    other, _ = OffsetEvaluator.from_run(runs["multivariate"], 20, seed=10)
-    a, b, c = (e.evaluate(inputs)["zp_offset_err_mc_mas"] for e in (first, again, other))
+    first, _ = offset_evaluator_from_run(runs["multivariate"], 20, seed=9)
+    again, _ = offset_evaluator_from_run(runs["multivariate"], 20, seed=9)
+    other, _ = offset_evaluator_from_run(runs["multivariate"], 20, seed=10)
+    a, b, c = (e.evaluate(inputs)["zp_offset_model_error"] for e in (first, again, other))
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c, equal_nan=True)
-    blocked = first.evaluate(inputs, mc_block=37)["zp_offset_err_mc_mas"]
+    blocked = first.evaluate(inputs, mc_block=37)["zp_offset_model_error"]
     np.testing.assert_allclose(blocked, a, rtol=1e-5)  # same masks whatever the blocking (float32 rounding aside)
 
 
@@ -144,7 +153,7 @@ def test_domain_flag(runs, tmp_path):
                        **QUIET)  # fmt: skip
     out = pq.read_table(tmp_path / "out" / "edge.parquet").to_pandas()
     assert out["zp_outside_training_domain"].tolist() == [False] * 3 + [True] * 7
-    assert np.isfinite(out["zp_offset_mas"][:9]).all() and np.isnan(out["zp_offset_mas"][9])
+    assert np.isfinite(out["zp_offset"][:9]).all() and np.isnan(out["zp_offset"][9])
     assert "source_id" not in out  # absent from the input: nothing copied
 
 
@@ -153,8 +162,8 @@ def test_constant_model_writes_its_constant(runs, gaia, tmp_path):
     model, metadata = load_model(runs["constant"], CPU)
     for name, out in read(tmp_path).items():
         assert len(out) == 2000 and out["source_id"].equals(read(gaia)[name]["source_id"])
-        np.testing.assert_allclose(out["zp_offset_mas"], float(model.offset_mas.detach()), rtol=1e-6)
-        np.testing.assert_allclose(out["zp_offset_err_mas"], metadata["summary"]["offset_uas_err"] / 1000, rtol=1e-6)
+        np.testing.assert_allclose(out["zp_offset"], model.offset.uniform_value(), rtol=1e-6)
+        np.testing.assert_allclose(out["zp_offset_error"], metadata["summary"]["offset_uas_err"] / 1000, rtol=1e-6)
         assert not out["zp_outside_training_domain"].any()
     assert record["model"]["offset_model"] == "constant"
 
@@ -182,7 +191,7 @@ def test_keep_input_columns(runs, gaia, tmp_path):
     apply_offset_model(runs["multivariate"], gaia, tmp_path, config, scheduler="synchronous", **QUIET)
     out = pq.read_table(tmp_path / "part-00002.parquet")
     assert out.column_names[:6] == pq.read_schema(gaia / "part-00002.parquet").names
-    assert out.column_names[6:] == ["zp_offset_mas", "zp_offset_err_mas", "zp_offset_err_mc_mas",
+    assert out.column_names[6:] == ["zp_offset", "zp_offset_error", "zp_offset_model_error",
                                     "zp_outside_training_domain"]  # fmt: skip
 
 
@@ -212,7 +221,7 @@ def test_bad_inputs_have_clear_errors(runs, gaia, tmp_path):
     (tmp_path / "bad" / "x.parquet").write_text("source_id,bp_rp\n1,2\n")
     with pytest.raises(TableError, match=r"x\.parquet: not a readable Parquet file"):
         apply_offset_model(run, tmp_path / "bad", tmp_path / "o3", scheduler="synchronous", **QUIET)
-    with pytest.raises(ValueError, match="overwrite the inputs"):
+    with pytest.raises(OutputError, match="overwrite the inputs"):
         apply_offset_model(run, gaia, gaia, scheduler="synchronous", **QUIET)
     with pytest.raises(ValueError, match="mc_samples"):
         ZeroPointConfig(mc_samples=1)
@@ -222,8 +231,8 @@ def test_old_run_without_training_domain(runs, tmp_path):
     model, metadata = load_model(runs["multivariate"], CPU)
     del metadata["offset_input_range"]
     save_model(tmp_path / MODEL_FILE, model, metadata)
-    with pytest.raises(ValueError, match="offset_input_range"):
-        OffsetEvaluator.from_run(tmp_path, 10, 0)
+    with pytest.raises(FileFormatError, match="offset_input_range"):
+        offset_evaluator_from_run(tmp_path, 10, 0)
 
 
 def test_cli_end_to_end(runs, gaia, tmp_path, capsys):
@@ -244,5 +253,5 @@ def test_cli_end_to_end(runs, gaia, tmp_path, capsys):
 
 def test_output_is_valid_arrow_schema(reference):
     schema = pq.read_schema(reference / "part-00000.parquet")
-    assert schema.field("zp_offset_mas").type == pa.float32()
+    assert schema.field("zp_offset").type == pa.float32()
     assert schema.field("zp_outside_training_domain").type == pa.bool_()

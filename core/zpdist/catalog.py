@@ -1,4 +1,4 @@
-"""The output catalog (METHOD §8): one row per input star, NaN where a quantity is undefined."""
+"""The output catalog (docs/method.md §8): one row per input star, NaN where a quantity is undefined."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ UNITS: dict[str, str] = {
     "phot_g_mean_mag": "mag", "bp_rp": "mag", "teff": "K", "teff_err": "K", "logg": "dex", "logg_err": "dex",
     "parallax": "mas", "parallax_error": "mas", "parallax_corrected": "mas", "parallax_corrected_error": "mas",
     "nn_parallax": "mas", "nn_parallax_error": "mas", "nn_parallax_model_error": "mas",
-    "zp_offset": "mas", "zp_offset_error": "mas", "l21_zp_offset": "mas",
+    "zp_offset": "mas", "zp_offset_error": "mas", "zp_offset_model_error": "mas", "l21_zp_offset": "mas",
     "dist": "pc", "dist_error": "pc", "dist_model_error": "pc", "weighted_dist": "pc", "weighted_dist_error": "pc",
     "x_gc": "kpc", "y_gc": "kpc", "z_gc": "kpc", "r_gc": "kpc", "phi_gc": "deg",
     "fe_h": "dex", "fe_h_err": "dex", "alpha_m": "dex",
@@ -42,7 +42,9 @@ UNITS: dict[str, str] = {
 }  # fmt: skip
 
 
-def build_catalog(table: pd.DataFrame, prediction: MCPrediction, frame: GalactocentricFrameConfig) -> pd.DataFrame:
+def build_catalog(
+    table: pd.DataFrame, prediction: MCPrediction, frame: GalactocentricFrameConfig, offset_level_error: float = 0.0
+) -> pd.DataFrame:
     """Assemble the catalog from the canonical input table and the Monte-Carlo predictions.
 
     Parameters
@@ -53,11 +55,15 @@ def build_catalog(table: pd.DataFrame, prediction: MCPrediction, frame: Galactoc
         Per-star predictions, row-aligned with ``table``.
     frame : GalactocentricFrameConfig
         Frame for the Galactocentric coordinates (computed from the NN distance).
+    offset_level_error : float
+        Statistical error of the offset's fitted level (mas), common to every star; it enters
+        ``zp_offset_error`` (with the star's Monte-Carlo spread, ``zp_offset_model_error``) and so the
+        corrected parallax's error.
 
     Returns
     -------
     pandas.DataFrame
-        The METHOD §8 columns: fakemag and errors; NN distance (pc) with total and model errors;
+        The docs/method.md §8 columns: fakemag and errors; NN distance (pc) with total and model errors;
         NN parallax (mas); raw and offset-corrected Gaia parallax; the inverse-variance combination
         of NN and corrected Gaia parallaxes as ``weighted_dist``; Galactocentric x, y, z, R (kpc) and
         φ (deg); the offset model's Δϖ per star; and the input labels. For a Gaia EDR3/DR3 table
@@ -81,7 +87,8 @@ def build_catalog(table: pd.DataFrame, prediction: MCPrediction, frame: Galactoc
     out["nn_parallax_error"] = fakemag_to_parallax(fakemag_error, k_corr)
     out["nn_parallax_model_error"] = fakemag_to_parallax(fakemag_model_error, k_corr)
     out["zp_offset"] = prediction.offset
-    out["zp_offset_error"] = prediction.offset_std
+    out["zp_offset_model_error"] = prediction.offset_std
+    out["zp_offset_error"] = np.hypot(prediction.offset_std, offset_level_error)
     parallax = table["parallax"].to_numpy(float) if "parallax" in table else np.full(len(table), np.nan)
     parallax_error = (
         table["parallax_error"].to_numpy(float) if "parallax_error" in table else np.full(len(table), np.nan)
@@ -89,7 +96,7 @@ def build_catalog(table: pd.DataFrame, prediction: MCPrediction, frame: Galactoc
     out["parallax"] = parallax
     out["parallax_error"] = parallax_error
     out["parallax_corrected"] = parallax - prediction.offset
-    out["parallax_corrected_error"] = np.hypot(parallax_error, prediction.offset_std)
+    out["parallax_corrected_error"] = np.hypot(parallax_error, out["zp_offset_error"])
     l21 = table_l21(table)
     if l21 is not None:
         out["l21_zp_offset"], out["l21_outside_validity"] = l21

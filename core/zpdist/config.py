@@ -95,6 +95,10 @@ class TrainConfig:
         Fit the log-linear term, the heads' biases and the offset's level by full-batch L-BFGS before
         Adam starts (:mod:`zpdist.nn.warm_start`); ignored by the softplus head and on ``--resume``.
         The warm-started model is epoch 0's candidate for early stopping.
+    max_memory_gb : float
+        Spectra mode: the selected spectra are held in memory when they fit this budget (GB, 10⁹ bytes),
+        else streamed from the HDF5 file in blocks that do. Streaming visits the stars in another order,
+        so it is part of the configuration a run is reproduced from.
     warm_lr_factor : float
         With a warm start, the log-linear term and the constant offset learn at this fraction of the
         learning rate (Adam's step is ≈ the learning rate whatever the gradient: at 1e-3 the constant
@@ -122,9 +126,10 @@ class TrainConfig:
     n_quadratic: int = 16
     warm_start: bool = True
     warm_lr_factor: float = 0.1
+    max_memory_gb: float = 8.0
 
     def __post_init__(self) -> None:
-        for key in ("epochs", "batch_size", "learning_rate", "offset_mc_passes", "fit_mc_samples"):
+        for key in ("epochs", "batch_size", "learning_rate", "offset_mc_passes", "fit_mc_samples", "max_memory_gb"):
             _require_range(key, getattr(self, key), 0.0, math.inf, include_low=False)
         for key in ("validation_fraction", "lr_factor"):
             _require_range(key, getattr(self, key), 0.0, 1.0, include_low=False)

@@ -26,7 +26,7 @@ M giant, T_eff ≈ 3,700 K: median 0.98, 90th percentile 1.12). Either way it is
 of the spectrum for training and prediction, which is what the network needs.
 
 After normalisation every bad pixel (flagged on input, non-finite after division, a non-positive continuum, or a
-normalised error above ``max_error``) is set to 1 and its error to :data:`BAD_PIXEL_ERROR` (METHOD §3). A chip
+normalised error above ``max_error``) is set to 1 and its error to :data:`BAD_PIXEL_ERROR` (docs/method.md §3). A chip
 with fewer than ``min_pixels`` usable pixels is bad as a whole.
 """
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-#: The paper's map binning (METHOD §7): 40 × 40 bins, bins with fewer than 10 stars masked.
+#: The paper's map binning (docs/method.md §7): 40 × 40 bins, bins with fewer than 10 stars masked.
 DEFAULT_BINS = 40
 DEFAULT_MIN_COUNT = 10
 #: Percentiles of the unmasked bin values that set a map's colour range.

@@ -21,6 +21,7 @@ from zpdist.io.tables import read_table
 from zpdist.nn import data
 from zpdist.nn.device import default_mc_rows, resolve_device, resolve_precision
 from zpdist.nn.infer import MCPrediction, load_model, mc_predict
+from zpdist.units import pc_to_kpc, uas_to_mas
 
 #: Spectra rows read from disk per inference step.
 SPECTRA_CHUNK_ROWS = 2048
@@ -64,8 +65,7 @@ def predict_catalog(
     body_dtype = resolve_precision(precision, torch_device)  # a bad name fails before any work
     model, meta = load_model(run_dir, torch_device)
     table = data.add_corrected_k(read_table(table_path, required=("k",)))
-    multivariate = model.offset_mlp is not None
-    offsets = data.offset_inputs(table) if multivariate else None
+    offsets = data.offset_inputs(table) if model.offset.needs_inputs else None
     max_rows = default_mc_rows(torch_device)
     prediction = MCPrediction.empty(len(table))
     if model.config.mode == "labels":
@@ -88,7 +88,7 @@ def predict_catalog(
                 block[~has_spectrum[rows]] = np.nan  # no spectrum: no NN prediction (NaN in the catalog)
                 z = None if offsets is None else offsets[rows]
                 prediction.fill(rows, mc_predict(model, block, z, mc_samples, torch_device, max_rows, precision))
-    catalog = build_catalog(table, prediction, frame)
+    catalog = build_catalog(table, prediction, frame, uas_to_mas(meta["summary"]["offset_uas_err_stat"]))
     metadata = {
         "model": {"run_dir": str(Path(run_dir).resolve()), **meta["summary"], "mode": model.config.mode,
                   "offset_model": model.config.offset_model, "label_columns": meta["label_columns"]},
@@ -157,6 +157,6 @@ def run_demo(
     log(f"injected offset: {config.offset.offset_uas:.1f} µas")
     log(f"fitted offset:   {summary['offset_uas']:.1f} ± {summary['offset_uas_err']:.1f} µas")
     log(format_profile(profile))
-    log(f"the network is more precise than Gaia beyond {crossover_distance(profile) / 1000:.2f} kpc")
+    log(f"the network is more precise than Gaia beyond {pc_to_kpc(crossover_distance(profile)):.2f} kpc")
     log(f"catalog: {catalog_path.resolve()}")
     return catalog_path

@@ -7,6 +7,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from zpdist.units import pc_to_kpc
+
 #: Default distance bin edges (pc).
 DISTANCE_BINS_PC = np.array([0, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000], dtype=float)
 
@@ -84,7 +86,6 @@ def format_profile(profile: pd.DataFrame) -> str:
     """Plain-text table of a :func:`fractional_error_profile`."""
     lines = [f"{'distance (kpc)':>15}  {'n':>6}  {'NN σd/d':>8}  {'Gaia σϖ/ϖ':>9}"]
     for r in profile.itertuples():
-        lines.append(
-            f"{r.d_lo / 1000:6.2f}-{r.d_hi / 1000:<6.2f}   {r.n:6d}  {r.nn_frac_error:8.3f}  {r.gaia_frac_error:9.3f}"
-        )
+        bin_kpc = f"{pc_to_kpc(r.d_lo):6.2f}-{pc_to_kpc(r.d_hi):<6.2f}"
+        lines.append(f"{bin_kpc}   {r.n:6d}  {r.nn_frac_error:8.3f}  {r.gaia_frac_error:9.3f}")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""``zpdist select``: apply the paper's training cuts (METHOD §5) and abundance-map cuts (§7), reporting each.
+"""``zpdist select``: apply the paper's training cuts (docs/method.md §5) and abundance-map cuts (§7), reporting each.
 
 The table is an allStar-like survey file (read onto the canonical columns by
 :func:`zpdist.io.tables.read_table`) or a table zpdist wrote (``zpdist ingest allstar`` output or a
@@ -42,8 +42,8 @@ from zpdist.selection import (
 MODES: dict[str, tuple[str, ...]] = {"train": ("training",), "maps": ("maps",), "both": ("training", "maps")}
 
 SECTION_TITLES: dict[str, str] = {
-    "training": "training cuts (METHOD §5)",
-    "maps": "abundance-map cuts (METHOD §7)",
+    "training": "training cuts (docs/method.md §5)",
+    "maps": "abundance-map cuts (docs/method.md §7)",
 }
 
 OUTPUT_SUFFIXES = (".parquet", ".fits")

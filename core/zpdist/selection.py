@@ -1,4 +1,4 @@
-"""Quality cuts, each named, each reporting how many stars it removed (METHOD §5 and §7).
+"""Quality cuts, each named, each reporting how many stars it removed (docs/method.md §5 and §7).
 
 A cut whose column is absent from the table is skipped with a warning instead of failing, so
 catalogues with fewer columns (e.g. APOKASC-2, which has no SNR or STARFLAG) can still be used.
@@ -27,7 +27,7 @@ class EmptySelectionError(InputError):
 
 @dataclass(frozen=True)
 class TrainingCuts:
-    """The paper's training-set cuts (METHOD §5); every threshold configurable.
+    """The paper's training-set cuts (docs/method.md §5); every threshold configurable.
 
     Attributes
     ----------
@@ -177,13 +177,13 @@ def require_nonempty(keep: np.ndarray, report: Sequence[CutResult], source: str)
         raise EmptySelectionError(f"{source}: no star passes the cuts\n{format_report(report, len(keep))}")
 
 
-#: Abundances an abundance map shows (METHOD §7): [Fe/H] and the 15 [X/Fe].
+#: Abundances an abundance map shows (docs/method.md §7): [Fe/H] and the 15 [X/Fe].
 MAP_ELEMENTS: tuple[str, ...] = ("fe_h", *XFE_COLUMNS)
 
 
 @dataclass(frozen=True)
 class MapCuts:
-    """The paper's abundance-map cuts (METHOD §7); every threshold configurable.
+    """The paper's abundance-map cuts (docs/method.md §7); every threshold configurable.
 
     The first two need a zpdist catalog (``z_gc``, ``dist``, ``dist_error`` from ``zpdist predict``);
     :func:`apply_cuts` skips them, with the reason, on tables without those columns.
@@ -229,7 +229,7 @@ def x_h_error(table: pd.DataFrame, element: str) -> np.ndarray:
 
 
 def map_cuts(cuts: MapCuts) -> list[Cut]:
-    """The list of abundance-map cuts, in the order of METHOD §7."""
+    """The list of abundance-map cuts, in the order of docs/method.md §7."""
     return [
         Cut(
             f"|z_gc| < {cuts.max_abs_z:g} kpc",

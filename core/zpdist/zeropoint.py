@@ -3,23 +3,21 @@
 For every row of every input Parquet file this writes, in a file of the same name under the output folder
 and in the same row order:
 
-- ``zp_offset_mas``: the offset model's Δϖ (mas) with dropout off (the deterministic network);
-- ``zp_offset_err_mc_mas``: the standard deviation of Δϖ over T Monte-Carlo dropout passes (mas);
-- ``zp_offset_err_mas``: that spread and the statistical error of the offset's fitted level, in quadrature (mas);
+- ``zp_offset``: the offset model's Δϖ (mas) with dropout off (the deterministic network);
+- ``zp_offset_model_error``: the standard deviation of Δϖ over T Monte-Carlo dropout passes (mas);
+- ``zp_offset_error``: that spread and the statistical error of the offset's fitted level, in quadrature (mas);
   the level's error is common to all stars (fully correlated), the Monte-Carlo spread is per star;
 - ``zp_outside_training_domain``: True where G, BP−RP or Teff lie outside the range of the training stars, or
   are missing (the value is still written where the inputs are finite, NaN otherwise).
 
-A constant model writes its constant and statistical error on every row (Monte-Carlo spread 0, flag False).
+A constant model writes its constant, its Monte-Carlo spread and statistical error on every row (flag False).
 
 The T Monte-Carlo passes are T draws of the thinned network (one dropout mask per pass, drawn once from the
-seed and shared by all stars), as in :func:`zpdist.nn.infer.global_offset_passes`: every star's T samples are
-independent draws, as with per-star masks, and the result depends on neither the partitioning nor the
-scheduler (up to float32 rounding). The masks are folded into the weights, so a chunk of stars costs one
-first layer and one (N, 33) × (33, 16 T) product (biases folded in).
+seed and shared by all stars), as in the offset model's ``shared_mask_passes`` (:mod:`zpdist.nn.offset`).
 
-The model is read once, by the client, into a small numpy evaluator (:class:`OffsetEvaluator`, a few kB) that
-is broadcast once to each dask worker; workers never import torch nor read the run folder. Each task
+The model is read once, by the client, into the offset model's torch-free export
+(:class:`zpdist.nn.offset_export.OffsetEvaluator`, a few kB) that is broadcast once to each dask worker;
+workers never import torch nor read the run folder. Each task
 streams one input file in batches of ``batch_rows`` rows and writes its output atomically (temporary file,
 then rename), so peak memory is bounded by the batch size, whatever the size of the table, and an
 interrupted job can be resumed: finished partitions are skipped.
@@ -27,7 +25,6 @@ interrupted job can be resumed: finished partitions are skipped.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import os
@@ -43,17 +40,18 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from zpdist import __version__
-from zpdist.errors import InputError, MissingInputError
+from zpdist.errors import InputError, MissingInputError, OutputError
 from zpdist.io.atomic import atomic_path, write_text_atomic
 from zpdist.io.tables import TableError
-from zpdist.parallel import dask_executor
+from zpdist.nn.offset_export import OffsetEvaluator, offset_evaluator_from_run
+from zpdist.parallel import dask_executor, map_tasks
 
 ZEROPOINT_FILE = "zeropoint.json"
 #: Columns written for every input row.
 OUTPUT_FIELDS = (
-    pa.field("zp_offset_mas", pa.float32()),
-    pa.field("zp_offset_err_mas", pa.float32()),
-    pa.field("zp_offset_err_mc_mas", pa.float32()),
+    pa.field("zp_offset", pa.float32(), metadata={"unit": "mas"}),
+    pa.field("zp_offset_error", pa.float32(), metadata={"unit": "mas"}),
+    pa.field("zp_offset_model_error", pa.float32(), metadata={"unit": "mas"}),
     pa.field("zp_outside_training_domain", pa.bool_()),
 )
 
@@ -123,153 +121,6 @@ class ZeroPointConfig:
         return asdict(self)
 
 
-@dataclass(frozen=True, eq=False)
-class OffsetEvaluator:
-    """A trained offset model as numpy arrays, with its T dropout masks folded into the weights.
-
-    Attributes
-    ----------
-    constant_mas : float or None
-        The constant model's Δϖ (mas); None for the multivariate model.
-    level_error_mas : float
-        Statistical error of the offset's fitted level (mas).
-    input_mean, input_std : ndarray, shape (3,)
-        Standardisation of (G, BP−RP, Teff).
-    domain : ndarray, shape (3, 2), or None
-        [min, max] of each input over the training stars.
-    w1, b1, w2, b2, w3, b3 : ndarray
-        Dense(3→32), Dense(32→16), Dense(16→1) weights (out × in) and biases.
-    w2_passes : ndarray, shape (33, 16 T)
-        Second layer's transposed weights for each pass, with that pass's first dropout mask (1/keep scaled),
-        and the biases as the last row.
-    w3_passes : ndarray, shape (T, 16)
-        Output weights for each pass, with that pass's second dropout mask.
-    """
-
-    constant_mas: float | None
-    level_error_mas: float
-    input_mean: np.ndarray | None = None
-    input_std: np.ndarray | None = None
-    domain: np.ndarray | None = None
-    w1: np.ndarray | None = None
-    b1: np.ndarray | None = None
-    w2: np.ndarray | None = None
-    b2: np.ndarray | None = None
-    w3: np.ndarray | None = None
-    b3: float = 0.0
-    w2_passes: np.ndarray | None = None
-    w3_passes: np.ndarray | None = None
-
-    @property
-    def mc_samples(self) -> int:
-        return 0 if self.w3_passes is None else len(self.w3_passes)
-
-    @classmethod
-    def from_run(cls, run_dir: str | os.PathLike, mc_samples: int, seed: int) -> tuple[OffsetEvaluator, dict]:
-        """Read ``RUN_DIR/model.pt`` and build the evaluator; also return the model's metadata.
-
-        Raises
-        ------
-        ValueError
-            If a multivariate model's metadata lacks ``offset_input_range`` (written by training since zpdist
-            0.1: older runs must be retrained).
-        """
-        import torch
-
-        from zpdist.nn.infer import MODEL_FILE, load_model
-
-        model, metadata = load_model(run_dir, torch.device("cpu"))
-        level_error = float(metadata["summary"]["offset_uas_err_stat"]) / 1000.0
-        if model.offset_mlp is None:
-            return cls(constant_mas=float(model.offset_mas.detach()), level_error_mas=level_error), metadata
-        if metadata.get("offset_input_range") is None:
-            raise InputError(
-                f"{Path(run_dir) / MODEL_FILE}: this run predates the stored training domain (offset_input_range); "
-                "retrain it with this version of zpdist to apply its offset model"
-            )
-        mlp = model.offset_mlp
-        keep = 1.0 - model.config.dropout
-        rng = np.random.default_rng(seed)
-        mask1 = (rng.random((mc_samples, mlp.dense1.out_features)) < keep) / keep  # (T, 32)
-        mask2 = (rng.random((mc_samples, mlp.dense2.out_features)) < keep) / keep  # (T, 16)
-
-        def numpy(tensor: torch.Tensor) -> np.ndarray:
-            return tensor.detach().double().numpy()
-
-        w2, w3 = numpy(mlp.dense2.weight), numpy(mlp.out.weight)[0]
-        w2_passes = (mask1[:, None, :] * w2[None]).transpose(2, 0, 1).reshape(w2.shape[1], -1)  # (32, T·16)
-        b2 = numpy(mlp.dense2.bias)
-        evaluator = cls(
-            constant_mas=None,
-            level_error_mas=level_error,
-            input_mean=numpy(model.offset_input_mean),
-            input_std=numpy(model.offset_input_std),
-            domain=np.asarray(metadata["offset_input_range"], float),
-            w1=numpy(mlp.dense1.weight).astype(np.float32),
-            b1=numpy(mlp.dense1.bias).astype(np.float32),
-            w2=w2.astype(np.float32),
-            b2=b2.astype(np.float32),
-            w3=w3.astype(np.float32),
-            b3=float(mlp.out.bias.detach()),
-            w2_passes=np.vstack([w2_passes, np.tile(b2, mc_samples)]).astype(np.float32),
-            w3_passes=(mask2 * w3).astype(np.float32),
-        )
-        return evaluator, metadata
-
-    def first_layer(self, inputs: np.ndarray) -> np.ndarray:
-        """tanh of the first layer (float32, shape (N, 32)) for finite rows of ``inputs`` (G, BP−RP, Teff)."""
-        z = ((inputs - self.input_mean) / self.input_std).astype(np.float32)
-        return np.tanh(z @ self.w1.T + self.b1)
-
-    def mc_passes(self, h1: np.ndarray) -> np.ndarray:
-        """Δϖ (mas, float32, shape (N, T)) of each of the T thinned networks, from the first layer ``h1``."""
-        n, n_hidden = len(h1), self.w3_passes.shape[1]
-        a = np.concatenate([h1, np.ones((n, 1), np.float32)], axis=1) @ self.w2_passes  # (N, T·16), bias included
-        np.tanh(a, out=a)
-        return np.einsum("ntk,tk->nt", a.reshape(n, self.mc_samples, n_hidden), self.w3_passes) + np.float32(self.b3)
-
-    def evaluate(self, inputs: np.ndarray, mc_block: int = 1_048_576) -> dict[str, np.ndarray]:
-        """Offset, errors and domain flag for each row of ``inputs``.
-
-        Parameters
-        ----------
-        inputs : ndarray, shape (N, 3)
-            G (mag), BP−RP (mag), Teff (K); NaN where missing.
-        mc_block : int
-            Star-samples evaluated at a time in the Monte-Carlo passes.
-
-        Returns
-        -------
-        dict of ndarray
-            The :data:`OUTPUT_FIELDS` columns, each of length N.
-        """
-        n = len(inputs)
-        if self.constant_mas is not None:
-            return {
-                "zp_offset_mas": np.full(n, self.constant_mas, np.float32),
-                "zp_offset_err_mas": np.full(n, self.level_error_mas, np.float32),
-                "zp_offset_err_mc_mas": np.zeros(n, np.float32),
-                "zp_outside_training_domain": np.zeros(n, bool),
-            }
-        valid = np.isfinite(inputs).all(axis=1)
-        inside = valid & ((inputs >= self.domain[:, 0]) & (inputs <= self.domain[:, 1])).all(axis=1)
-        value = np.full(n, np.nan, np.float32)
-        spread = np.full(n, np.nan, np.float32)
-        rows = np.flatnonzero(valid)
-        h1 = self.first_layer(inputs[rows])
-        value[rows] = np.tanh(h1 @ self.w2.T + self.b2) @ self.w3 + np.float32(self.b3)
-        step = max(1, mc_block // self.mc_samples)
-        for start in range(0, len(rows), step):
-            block = slice(start, start + step)
-            spread[rows[block]] = self.mc_passes(h1[block]).std(axis=1, dtype=np.float64)
-        return {
-            "zp_offset_mas": value,
-            "zp_offset_err_mas": np.hypot(spread, np.float32(self.level_error_mas)),
-            "zp_offset_err_mc_mas": spread,
-            "zp_outside_training_domain": ~inside,
-        }
-
-
 def find_inputs(input_glob: str | os.PathLike) -> list[Path]:
     """The Parquet files of ``input_glob`` (a glob pattern, a folder or a file), sorted by name.
 
@@ -332,7 +183,7 @@ def process_partition(evaluator: OffsetEvaluator, config: ZeroPointConfig, parti
     except (pa.ArrowInvalid, OSError) as exc:
         raise TableError(f"{partition.source}: not a readable Parquet file ({exc})") from exc
     schema = source.schema_arrow
-    multivariate = evaluator.constant_mas is None
+    multivariate = evaluator.needs_inputs
     if config.keep_input_columns:
         copied = list(schema.names)
     else:
@@ -368,35 +219,20 @@ def _run_tasks(
     parts: list[PartitionTask],
     progress: bool,
 ) -> list[dict]:
-    """Run :func:`process_partition` on every partition; results in the order of ``parts``."""
-    if isinstance(executor, str):
-        import dask
-        from dask.diagnostics import ProgressBar
-
-        tasks = [dask.delayed(process_partition, pure=False)(evaluator, config, part) for part in parts]
-        with ProgressBar() if progress else contextlib.nullcontext():
-            return list(dask.compute(*tasks, scheduler=executor))
-    from distributed import as_completed
-
-    shared = executor.scatter(evaluator, broadcast=True)  # one copy per worker, not one per task
-    futures = [executor.submit(process_partition, shared, config, part, pure=False) for part in parts]
-    position = {future.key: i for i, future in enumerate(futures)}
+    """Run :func:`process_partition` on every partition (the evaluator sent once to each worker); results in the
+    order of ``parts``."""
     results: list[dict | None] = [None] * len(parts)
     with tqdm(total=len(parts), desc="zeropoint", unit="partition", disable=not progress) as bar:
-        try:
-            for future in as_completed(futures):
-                results[position[future.key]] = future.result()
-                bar.update(1)
-        except BaseException:
-            executor.cancel(futures)
-            raise
+        for i, counts in map_tasks(executor, process_partition, parts, shared=(evaluator, config)):
+            results[i] = counts
+            bar.update(1)
     return results
 
 
 def _output_counts(target: Path) -> dict:
     """The counts of :func:`process_partition`, read back from an output file written earlier."""
     counts = {"file": target.name, "rows": 0, "outside": 0, "missing": 0}
-    columns = ["zp_offset_mas", "zp_outside_training_domain"]
+    columns = ["zp_offset", "zp_outside_training_domain"]
     for batch in pq.ParquetFile(target).iter_batches(columns=columns):
         counts["rows"] += batch.num_rows
         counts["missing"] += int(np.isnan(batch.column(0).to_numpy(zero_copy_only=False)).sum())
@@ -462,20 +298,21 @@ def apply_offset_model(
         If no input file matches or the run has no model.
     TableError
         If an input file is not Parquet or lacks a column (the message names both).
-    ValueError
-        On an output folder that would overwrite inputs, or a resume with another configuration.
+    InputError
+        On inputs sharing a file name, or a resume with another configuration.
+    OutputError
+        On an output folder that would overwrite the inputs.
+
+    ``zeropoint.json`` is written first with status "running", and always ends "complete", "failed" or
+    "interrupted" (with the error).
     """
     config = config or ZeroPointConfig()
     out_dir = Path(out_dir)
     started = time.perf_counter()
     sources = find_inputs(input_glob)
-    evaluator, metadata = OffsetEvaluator.from_run(run_dir, config.mc_samples, config.seed)
-    rows_in = [check_input(path, config.columns, evaluator.constant_mas is None) for path in sources]
-    targets = [out_dir / path.name for path in sources]
-    if len(set(targets)) < len(targets):
-        raise InputError(f"input files matching {str(input_glob)!r} share names; outputs are named after inputs")
-    if any(t.resolve() == s.resolve() for s, t in zip(sources, targets, strict=True)):
-        raise InputError(f"--out {out_dir} is the input folder: the outputs would overwrite the inputs")
+    evaluator, metadata = offset_evaluator_from_run(run_dir, config.mc_samples, config.seed)
+    rows_in = [check_input(path, config.columns, evaluator.needs_inputs) for path in sources]
+    targets = _output_paths(sources, input_glob, out_dir)
     record = {
         "status": "running",
         "run": str(Path(run_dir).resolve()),
@@ -485,39 +322,66 @@ def apply_offset_model(
         "zpdist_version": __version__,
     }
     record_path = out_dir / ZEROPOINT_FILE
-    done: set[Path] = set()
-    if resume and record_path.exists():
-        previous = json.loads(record_path.read_text(encoding="utf-8"))
-        if {k: previous.get(k) for k in ("run", "config", "model")} != json.loads(
-            json.dumps({k: record[k] for k in ("run", "config", "model")})
-        ):
-            raise InputError(f"{record_path}: written with another model or configuration; cannot resume")
-        done = {t for t, n in zip(targets, rows_in, strict=True) if t.exists() and pq.read_metadata(t).num_rows == n}
-        log(f"resuming: {len(done)} of {len(targets)} partitions already written")
+    done = _already_written(record_path, record, targets, rows_in, log) if resume else set()
     write_text_atomic(record_path, json.dumps(record, indent=2))
     todo = [(s, t) for s, t in zip(sources, targets, strict=True) if t not in done]
     parts = [PartitionTask(str(s), str(t)) for s, t in todo]
     log(f"{len(sources)} input files, {sum(rows_in):,} rows; {len(parts)} partitions to write to {out_dir}")
-    with dask_executor(scheduler, n_workers, log) as executor:
-        written = _run_tasks(executor, evaluator, config, parts, progress)
+    try:
+        with dask_executor(scheduler, n_workers, log) as executor:
+            written = _run_tasks(executor, evaluator, config, parts, progress)
+    except BaseException as exc:  # the record must never stay "running": say how it ended, then re-raise
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        write_text_atomic(record_path, json.dumps({**record, "status": status, "error": str(exc)}, indent=2))
+        raise
     results = dict(zip([t for _, t in todo], written, strict=True))
-    seconds = time.perf_counter() - started
     counts = [results[t] if t in results else _output_counts(t) for t in targets]
-    n_rows = sum(c["rows"] for c in counts)
-    record.update(
-        status="complete",
-        n_files=len(targets),
-        n_rows=n_rows,
-        n_outside_training_domain=sum(c["outside"] for c in counts),
-        n_missing_inputs=sum(c["missing"] for c in counts),
-        seconds=seconds,
-        rows_per_second=n_rows / seconds if seconds > 0 else None,
-        partitions=counts,
-    )
+    record = _completed(record, counts, time.perf_counter() - started)
     write_text_atomic(record_path, json.dumps(record, indent=2))
     log(
-        f"zero-point offsets written for {n_rows:,} rows in {len(targets)} files ({seconds:.1f} s); "
-        f"{record['n_outside_training_domain']:,} outside the training domain, "
+        f"zero-point offsets written for {record['n_rows']:,} rows in {len(targets)} files "
+        f"({record['seconds']:.1f} s); {record['n_outside_training_domain']:,} outside the training domain, "
         f"{record['n_missing_inputs']:,} with a missing input"
     )
     return record
+
+
+def _completed(record: dict, counts: list[dict], seconds: float) -> dict:
+    """The ``zeropoint.json`` record of a finished run: totals over the partitions' counts and the timing."""
+    n_rows = sum(c["rows"] for c in counts)
+    return {
+        **record,
+        "status": "complete",
+        "n_files": len(counts),
+        "n_rows": n_rows,
+        "n_outside_training_domain": sum(c["outside"] for c in counts),
+        "n_missing_inputs": sum(c["missing"] for c in counts),
+        "seconds": seconds,
+        "rows_per_second": n_rows / seconds if seconds > 0 else None,
+        "partitions": counts,
+    }
+
+
+def _output_paths(sources: list[Path], input_glob: str | os.PathLike, out_dir: Path) -> list[Path]:
+    """One output per input, named after it in ``out_dir``; refused if two share a name or one is its input."""
+    targets = [out_dir / path.name for path in sources]
+    if len(set(targets)) < len(targets):
+        raise InputError(f"input files matching {str(input_glob)!r} share names; outputs are named after inputs")
+    if any(t.resolve() == s.resolve() for s, t in zip(sources, targets, strict=True)):
+        raise OutputError(f"--out {out_dir} is the input folder: the outputs would overwrite the inputs")
+    return targets
+
+
+def _already_written(
+    record_path: Path, record: dict, targets: list[Path], rows_in: list[int], log: Callable[[str], None]
+) -> set[Path]:
+    """Outputs a previous run with the same model and configuration wrote completely (for ``--resume``)."""
+    if not record_path.exists():
+        return set()
+    previous = json.loads(record_path.read_text(encoding="utf-8"))
+    keys = ("run", "config", "model")
+    if {k: previous.get(k) for k in keys} != json.loads(json.dumps({k: record[k] for k in keys})):
+        raise InputError(f"{record_path}: written with another model or configuration; cannot resume")
+    done = {t for t, n in zip(targets, rows_in, strict=True) if t.exists() and pq.read_metadata(t).num_rows == n}
+    log(f"resuming: {len(done)} of {len(targets)} partitions already written")
+    return done

@@ -1,7 +1,7 @@
 """Turning a selection of catalog rows into a CSV, FITS or Parquet file that records how it was made.
 
 Files are written atomically into a download folder that the server exposes at :data:`DOWNLOAD_ROUTE`
-(see :mod:`zpdist_dashboard.serve`), so large selections never travel over the websocket.
+(see :mod:`zpdist_dashboard.routes`), so large selections never travel over the websocket.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +16,12 @@ import pandas as pd
 import panel as pn
 import param
 
+from zpdist.errors import FileFormatError, MissingInputError
 from zpdist.io.catalog import CATALOG_SUFFIXES, read_catalog
 from zpdist.io.columns import ELEMENTS, XFE_COLUMNS
 from zpdist.precision import gaia_fractional_error
-from zpdist.selection import MapCuts, x_h_error
+from zpdist.selection import Cut, MapCuts, apply_cuts, map_cuts
+from zpdist.units import mas_to_uas, pc_to_kpc
 
 #: A file is a zpdist catalog only if it holds at least one of these columns.
 DEFINING_COLUMNS = ("dist", "nn_parallax", "zp_offset", "fakemag")
@@ -33,18 +35,19 @@ def _nn_beats_gaia(f: pd.DataFrame) -> np.ndarray:
 
 #: Columns the dashboard adds to a catalog: name -> (catalog columns it needs, how it is computed).
 DERIVED: dict[str, tuple[tuple[str, ...], Callable[[pd.DataFrame], np.ndarray]]] = {
-    "dist_kpc": (("dist",), lambda f: f["dist"].to_numpy(float) / 1000.0),
+    "dist_kpc": (("dist",), lambda f: pc_to_kpc(f["dist"].to_numpy(float))),
     "frac_dist_error": (("dist", "dist_error"), lambda f: f["dist_error"].to_numpy(float) / f["dist"].to_numpy(float)),
-    "dist_over_error": (("dist", "dist_error"), lambda f: f["dist"].to_numpy(float) / f["dist_error"].to_numpy(float)),
     "gaia_frac_error": (("parallax_corrected", "parallax_corrected_error"), gaia_fractional_error),
     "nn_beats_gaia": (("dist", "dist_error", "parallax_corrected", "parallax_corrected_error"), _nn_beats_gaia),
-    "zp_offset_uas": (("zp_offset",), lambda f: 1000.0 * f["zp_offset"].to_numpy(float)),
-    "zp_offset_error_uas": (("zp_offset_error",), lambda f: 1000.0 * f["zp_offset_error"].to_numpy(float)),
+    "zp_offset_uas": (("zp_offset",), lambda f: mas_to_uas(f["zp_offset"].to_numpy(float))),
+    "zp_offset_model_error_uas": (
+        ("zp_offset_model_error",),
+        lambda f: mas_to_uas(f["zp_offset_model_error"].to_numpy(float)),
+    ),
     "parallax_residual_uas": (
         ("parallax", "nn_parallax"),
-        lambda f: 1000.0 * (f["parallax"].to_numpy(float) - f["nn_parallax"].to_numpy(float)),
+        lambda f: mas_to_uas(f["parallax"].to_numpy(float) - f["nn_parallax"].to_numpy(float)),
     ),
-    "abs_z": (("z_gc",), lambda f: np.abs(f["z_gc"].to_numpy(float))),
 }
 
 #: Range filters of the sidebar: column -> label (with unit).
@@ -65,49 +68,24 @@ ELEMENT_LABELS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class QualityCut:
-    """One of the paper's abundance-map quality cuts (METHOD §7)."""
-
-    label: str
-    columns: Callable[[str], tuple[str, ...]]
-    keep: Callable[[pd.DataFrame, str], np.ndarray]
-
-
-#: The thresholds of the paper's abundance-map cuts (METHOD §7), shared with ``zpdist select``.
+#: The thresholds of the paper's abundance-map cuts (docs/method.md §7), as ``zpdist select`` applies them.
 MAP_CUTS = MapCuts()
 
-#: The abundance-map cuts, offered as toggles: name -> cut. ``columns(element)`` lists what a cut needs.
-QUALITY_CUTS: dict[str, QualityCut] = {
-    "abs_z": QualityCut(
-        f"|z| < {MAP_CUTS.max_abs_z:g} kpc",
-        lambda el: ("z_gc",),
-        lambda f, el: np.abs(f["z_gc"].to_numpy(float)) < MAP_CUTS.max_abs_z,
-    ),
-    "dist_snr": QualityCut(
-        f"d/σd > {MAP_CUTS.min_dist_over_error:g}",
-        lambda el: ("dist", "dist_error"),
-        lambda f, el: f["dist_over_error"] > MAP_CUTS.min_dist_over_error,
-    ),
-    "logg_err": QualityCut(
-        f"σ log g < {MAP_CUTS.max_logg_err:g}",
-        lambda el: ("logg_err",),
-        lambda f, el: f["logg_err"] < MAP_CUTS.max_logg_err,
-    ),
-    "fe_h_err": QualityCut(
-        f"σ[Fe/H] < {MAP_CUTS.max_fe_h_err:g}",
-        lambda el: ("fe_h_err",),
-        lambda f, el: f["fe_h_err"] < MAP_CUTS.max_fe_h_err,
-    ),
-    "x_h_err": QualityCut(
-        f"σ[X/H] < {MAP_CUTS.max_x_h_err:g}",
-        lambda el: (f"{el}_err",),
-        lambda f, el: x_h_error(f, el) < MAP_CUTS.max_x_h_err,
-    ),
-}
+
+def quality_cuts(element: str, thresholds: MapCuts = MAP_CUTS) -> list[Cut]:
+    """The abundance-map cuts offered as toggles, the σ[X/H] one on ``element``: :func:`zpdist.selection.map_cuts`.
+
+    A toggle is the position of its cut in this list (the order of docs/method.md §7), the same for every element.
+    ``thresholds`` are the ``[maps]`` section of the configuration (``zpdist serve --config``).
+    """
+    return map_cuts(replace(thresholds, element=element))
 
 
-class CatalogError(ValueError):
+#: The toggles: positions in :func:`quality_cuts`.
+CUT_TOGGLES = list(range(len(quality_cuts(MAP_CUTS.element))))
+
+
+class CatalogError(FileFormatError):
     """A file that cannot be read as a zpdist catalog."""
 
 
@@ -156,14 +134,14 @@ def load_catalog(path: str | os.PathLike) -> Catalog:
 
     Raises
     ------
-    FileNotFoundError
+    MissingInputError
         If the file does not exist.
     CatalogError
         If it cannot be read as Parquet/FITS, or holds none of :data:`DEFINING_COLUMNS`.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such catalog file")
+        raise MissingInputError(f"{path}: no such catalog file")
     if path.suffix.lower() not in CATALOG_SUFFIXES:
         raise CatalogError(f"{path}: not a zpdist catalog (expected a .parquet or .fits file)")
     try:
@@ -187,7 +165,11 @@ def shared_catalog(path: str | os.PathLike) -> Catalog:
 
 
 def filter_mask(
-    frame: pd.DataFrame, ranges: dict[str, tuple[float, float]], cuts: list[str], element: str
+    frame: pd.DataFrame,
+    ranges: dict[str, tuple[float, float]],
+    cuts: list[int],
+    element: str,
+    thresholds: MapCuts = MAP_CUTS,
 ) -> np.ndarray:
     """Stars passing the range filters and the chosen quality cuts.
 
@@ -198,10 +180,12 @@ def filter_mask(
     ranges : dict
         column -> (lo, hi), inclusive; stars with NaN in a filtered column are dropped. Columns
         absent from ``frame`` are ignored.
-    cuts : list of str
-        Names from :data:`QUALITY_CUTS`; a cut whose columns are absent is ignored.
+    cuts : list of int
+        Positions in :func:`quality_cuts`; a cut whose columns are absent is ignored.
     element : str
         The chosen element column (used by the σ[X/H] cut).
+    thresholds : MapCuts
+        The cuts' thresholds.
 
     Returns
     -------
@@ -212,11 +196,9 @@ def filter_mask(
         if column in frame:
             values = frame[column].to_numpy(float)
             mask &= (values >= lo) & (values <= hi)
-    for name in cuts:
-        cut = QUALITY_CUTS[name]
-        if all(c in frame for c in cut.columns(element)):
-            mask &= np.asarray(cut.keep(frame, element), dtype=bool)
-    return mask
+    offered = quality_cuts(element, thresholds)
+    chosen = [cut for i, cut in enumerate(offered) if i in cuts and all(c in frame for c in cut.columns)]
+    return mask & apply_cuts(frame, chosen)[0]
 
 
 def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -265,9 +247,10 @@ class DashboardState(param.Parameterized):
 
     catalog = param.ClassSelector(class_=Catalog, constant=True)
     ranges = param.Dict(default={}, doc="Active range filters: column -> (lo, hi).")
-    cuts = param.ListSelector(default=[], objects=list(QUALITY_CUTS), doc="Active quality cuts.")
+    cuts = param.ListSelector(default=[], objects=CUT_TOGGLES, doc="Active quality cuts: positions in quality_cuts.")
     element = param.Selector(default="fe_h", objects=list(ELEMENT_LABELS), doc="Abundance shown on the maps.")
     selection = param.ClassSelector(class_=Selection, allow_None=True, doc="The region drawn on a map.")
+    thresholds = param.ClassSelector(class_=MapCuts, default=MAP_CUTS, constant=True, doc="The map cuts' thresholds.")
     mask = param.Array(doc="Stars passing the filters.")
     selected = param.Array(doc="Stars passing the filters and inside the selection (none without one).")
 
@@ -281,7 +264,7 @@ class DashboardState(param.Parameterized):
 
     @param.depends("ranges", "cuts", "element", watch=True)
     def _update_mask(self) -> None:
-        self.mask = filter_mask(self.catalog.frame, self.ranges, self.cuts, self.element)
+        self.mask = filter_mask(self.catalog.frame, self.ranges, self.cuts, self.element, self.thresholds)
         self._update_selected()
 
     @param.depends("selection", watch=True)
@@ -306,6 +289,8 @@ class DashboardState(param.Parameterized):
         """JSON-safe record of the filters (for export metadata)."""
         return {
             "ranges": {k: list(v) for k, v in self.ranges.items()},
-            "quality_cuts": [QUALITY_CUTS[c].label for c in self.cuts],
+            "quality_cuts": [
+                cut.name for i, cut in enumerate(quality_cuts(self.element, self.thresholds)) if i in self.cuts
+            ],
             "element": self.element,
         }

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,23 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 #: Seconds to wait for the server to answer.
 SERVER_START_S = 90
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, page=None, interval: float = 0.25, what: str = ""):
+    """Poll ``predicate`` until it returns a true value, and return that value; fail after ``timeout`` seconds.
+
+    As ``panel.tests.util.wait_until``: between polls, a Playwright ``page`` (when given) keeps processing its
+    events; without one the test sleeps ``interval`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what or 'the condition'} not met within {timeout} s")
+        if page is None:
+            time.sleep(interval)
+        else:
+            page.wait_for_timeout(interval * 1000)
+    return value
 
 
 @pytest.fixture(scope="session")
@@ -59,19 +76,18 @@ def serving(arguments: list[str], log: Path, env: dict | None = None) -> Iterato
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + SERVER_START_S
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"zpdist serve exited with {process.returncode}:\n{log.read_text()}")
+        try:  # a static file, not the page: each page request would start a session
+            with urllib.request.urlopen(f"{url}static/js/bokeh.min.js", timeout=5) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"zpdist serve exited with {process.returncode}:\n{log.read_text()}")
-            try:  # a static file, not the page: each page request would start a session
-                with urllib.request.urlopen(f"{url}static/js/bokeh.min.js", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"zpdist serve did not answer within {SERVER_START_S} s:\n{log.read_text()}")
-                time.sleep(0.5)
+        wait_until(answers, SERVER_START_S, interval=0.5, what=f"zpdist serve answering at {url}")
         yield url
     finally:
         process.terminate()

@@ -1,4 +1,7 @@
-"""The dashboard in a real browser: every tab draws, the element changes, a box selection is counted and downloaded."""
+"""The dashboard in a real browser: every tab draws, the element changes, a box selection is counted and downloaded.
+
+Every wait is for a condition (an element, a count of plots, a value of a Bokeh model), never for a fixed time.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from playwright.sync_api import expect
 
 from zpdist_dashboard.state import Selection, filter_mask, load_catalog
 
@@ -15,16 +19,25 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 SCREENSHOTS.mkdir(exist_ok=True)
 #: Milliseconds to wait for the page, a plot, or a server round trip.
 TIMEOUT_MS = 60_000
+#: Plots of each tab (the other tabs are not drawn: they are dynamic).
+TAB_PLOTS = {"Zero-point": 8, "Distances": 4, "Abundances": 3}
+#: How many colour bars of the page's Bokeh documents carry a given title.
+COLOR_BARS_TITLED = """(title) => Bokeh.documents.flatMap(doc => [...doc.all_models])
+    .filter(model => model.type === "ColorBar" && model.title === title).length"""
 
 
 def _open(page, url: str) -> None:
     page.goto(url, timeout=TIMEOUT_MS)
     page.get_by_text("Zero-point", exact=True).first.wait_for(timeout=TIMEOUT_MS)
-    page.locator(".bk-Figure").nth(1).wait_for(timeout=TIMEOUT_MS)
+    expect(page.locator(".bk-Figure")).to_have_count(TAB_PLOTS["Zero-point"], timeout=TIMEOUT_MS)
 
 
 def _tab(page, name: str) -> None:
+    """Show the tab ``name`` and wait until its plots have replaced the previous tab's."""
     page.get_by_text(name, exact=True).first.click()
+    expect(page.locator(".bk-Figure")).to_have_count(TAB_PLOTS[name], timeout=TIMEOUT_MS)
+    for figure in page.locator(".bk-Figure").all():
+        expect(figure.locator("canvas").first).to_be_visible(timeout=TIMEOUT_MS)
 
 
 def _drag(page, figure, start: tuple[float, float], end: tuple[float, float]) -> None:
@@ -51,16 +64,17 @@ def test_each_tab_draws_and_the_element_changes(local_page, server):
 
     _tab(page, "Distances")
     page.get_by_text("more precise than Gaia", exact=False).first.wait_for(timeout=TIMEOUT_MS)
-    page.wait_for_timeout(1500)
     page.screenshot(path=SCREENSHOTS / "distances.png", full_page=True)
 
     _tab(page, "Abundances")
     element = page.locator("select").first
     element.wait_for(timeout=TIMEOUT_MS)
+    assert page.evaluate(COLOR_BARS_TITLED, "[Mg/Fe]") == 0
     element.select_option(label="[Mg/Fe]")
-    # the preview table gains the chosen element's column once the server has the new element
+    # the preview table gains the chosen element's column once the server has the new element, and both maps
+    # are redrawn with it (their colour bars say so)
     page.get_by_text("mg_fe", exact=True).first.wait_for(timeout=TIMEOUT_MS)
-    page.wait_for_timeout(1500)
+    page.wait_for_function(f"() => ({COLOR_BARS_TITLED})('[Mg/Fe]') >= 2", timeout=TIMEOUT_MS)
     page.screenshot(path=SCREENSHOTS / "abundances.png", full_page=True)
 
 

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> None:
 COMMAND = Command(
     name="select",
     help="apply the paper's cuts and report each one's count",
-    description="Apply the training cuts (METHOD §5) and/or the abundance-map cuts (§7) to a table, print how "
+    description="Apply the training cuts (docs/method.md §5) and/or the abundance-map cuts (§7) to a table, print how "
     "many stars each cut removes and how many remain, and write the selected rows. Cuts whose columns are "
     "absent are reported as skipped (the map cuts on distance and z need a zpdist predict catalog).",
     add_arguments=add_arguments,

@@ -53,6 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--patience", dest="early_stopping_patience", type=nonnegative_int, metavar="EPOCHS",
         help=f"early-stopping patience in epochs (default {d.early_stopping_patience})",
     )  # fmt: skip
+    p.add_argument(
+        "--max-memory-gb", type=positive_float, metavar="GB",
+        help=f"spectra mode: hold the selected spectra in memory up to this size, else stream them from the HDF5 "
+        f"file (default {d.max_memory_gb:g} GB)",
+    )  # fmt: skip
     add_device(p)
     p.add_argument("--seed", type=nonnegative_int, help=f"random seed (default {d.seed})")
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
@@ -62,7 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 #: Options that set a key of the [train] section (argparse dest = TrainConfig field).
 TRAIN_KEYS = (
     "mode", "offset_model", "luminosity_head", "n_quadratic", "warm_start", "epochs", "batch_size", "learning_rate",
-    "early_stopping_patience", "device", "seed",
+    "early_stopping_patience", "device", "seed", "max_memory_gb",
 )  # fmt: skip
 
 

@@ -76,8 +76,8 @@ COMMAND = Command(
     help="apply a trained offset model to a large Gaia-like Parquet table with dask",
     description="Evaluate a run's parallax zero-point model on every row of a partitioned Parquet table "
     "(G, BP-RP, Teff columns), one output file per input file, same names and row order, in OUT_DIR: "
-    "zp_offset_mas (dropout off), zp_offset_err_mas (Monte-Carlo dropout spread and the fitted level's "
-    "statistical error in quadrature), zp_offset_err_mc_mas (the spread alone) and "
+    "zp_offset (dropout off), zp_offset_error (Monte-Carlo dropout spread and the fitted level's "
+    "statistical error in quadrature), zp_offset_model_error (the spread alone) and "
     "zp_outside_training_domain (inputs outside the training stars' range, or missing). "
     "OUT_DIR/zeropoint.json records the configuration, the model and the counts. Without --scheduler, a "
     "local dask cluster of --workers processes is started.",

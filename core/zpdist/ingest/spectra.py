@@ -34,7 +34,7 @@ import glob
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -64,7 +64,7 @@ from zpdist.io.spectra import (
     interpolate_to_grid,
 )
 from zpdist.io.tables import TableError
-from zpdist.parallel import dask_executor
+from zpdist.parallel import dask_executor, map_tasks
 
 #: File-name patterns collected from a folder (recursively).
 FOLDER_PATTERNS: tuple[str, ...] = tuple(
@@ -327,47 +327,6 @@ def plan_blocks(row_file: np.ndarray, batch_files: int, max_rows: int) -> list[t
 # ---------------------------------------------------------------- running
 
 
-def _bounded_map(
-    executor: str | object, func: Callable, items: Sequence, arg, window: int
-) -> Iterator[tuple[int, object]]:
-    """Yield ``(i, func(items[i], arg))``, in completion order, with at most ``window`` tasks in flight."""
-    if isinstance(executor, str):
-        import dask
-
-        for first in range(0, len(items), window):
-            tasks = [dask.delayed(func, pure=False)(item, arg) for item in items[first : first + window]]
-            yield from enumerate(dask.compute(*tasks, scheduler=executor), first)
-        return
-    from distributed import as_completed
-
-    pending = list(enumerate(items))[::-1]
-    position: dict[str, int] = {}
-
-    def submit(index: int, item) -> object:
-        future = executor.submit(func, item, arg, pure=False)
-        position[future.key] = index
-        return future
-
-    running = as_completed([submit(*pending.pop()) for _ in range(min(window, len(pending)))])
-    try:
-        for future in running:
-            yield position.pop(future.key), future.result()
-            if pending:
-                running.add(submit(*pending.pop()))
-    except BaseException:
-        executor.cancel(list(running.futures))
-        raise
-
-
-def _worker_threads(executor: str | object) -> int:
-    """Tasks the executor runs at once."""
-    if isinstance(executor, str):
-        from dask.system import CPU_COUNT
-
-        return 1 if executor == "synchronous" else CPU_COUNT
-    return max(1, sum(executor.nthreads().values()))
-
-
 def sidecar_paths(out: str | os.PathLike) -> tuple[Path, Path]:
     """The row list (``STEM_rows.parquet``) and the JSON record (``STEM.json``) written beside ``out``."""
     out = Path(out)
@@ -457,51 +416,11 @@ def ingest_spectra(
     started = time.perf_counter()
     files = gather_files(sources)
     _wavelength(config.wavelength_file)  # a bad wavelength file fails here, not in every task
-    table_ids = None if table is None else read_table_identities(table)
-    if table_ids is not None and not len(table_ids["apogee_id"]):
-        raise TableError(f"{table}: the table has no rows")
-    if table_ids is None:
-        row_file, n_ambiguous = np.arange(len(files), dtype=np.int64), 0
-    else:
-        row_file, n_ambiguous = match_files_to_rows(table_ids, [identify_file(p) for p in files])
+    table_ids, row_file, n_ambiguous, n_unmatched = _match_rows(files, table, log)
     n_rows, file_rows = len(row_file), np.flatnonzero(row_file >= 0)
-    n_unmatched = len(files) - len(np.unique(row_file[file_rows]))
-    log(
-        f"{len(files):,} spectrum files, {n_rows:,} output rows, {len(file_rows):,} of them with a file"
-        + (f"; {n_unmatched:,} files match no table row" if n_unmatched else "")
-    )
-    if n_ambiguous:
-        log(f"warning: {n_ambiguous:,} rows matched several files (same APOGEE_ID); the first in path order was used")
-
-    blocks = plan_blocks(row_file, config.batch_files, max_rows=max(config.batch_files, config.chunk_rows))
-    block_rows = [np.arange(a, b)[row_file[a:b] >= 0] for a, b in blocks]
-    work = [k for k, rows in enumerate(block_rows) if len(rows)]
-    paths = [[str(files[row_file[r]]) for r in block_rows[k]] for k in work]
-    identities: dict[int, SpectrumIdentity] = {}
-    has_spectrum = np.zeros(n_rows, bool)
-    n_bad = np.full(n_rows, -1, np.int64)
-    unreadable: list[dict[str, str]] = []
-    attrs = {"zpdist_version": __version__, "zpdist_ingest_config": json.dumps(config.to_dict())}
-    with SpectraWriter(out, n_rows, chunk_rows=config.chunk_rows, presence=True, attrs=attrs) as writer:
-        for a, b in (blocks[k] for k, rows in enumerate(block_rows) if not len(rows)):
-            writer.write(a, np.ones((b - a, N_PIXELS), np.float32), np.zeros(b - a, bool))
-        with dask_executor(scheduler, n_workers, log) as executor:
-            compute_started = time.perf_counter()
-            window = 2 * _worker_threads(executor)
-            with tqdm(total=len(file_rows), desc="ingest spectra", unit="spectrum", disable=not progress) as bar:
-                for i, result in _bounded_map(executor, process_files, paths, config, window):
-                    (a, b), rows = blocks[work[i]], block_rows[work[i]]
-                    block = np.ones((b - a, N_PIXELS), np.float32)
-                    block[rows - a] = result.flux
-                    has_spectrum[rows], n_bad[rows] = result.ok, result.n_bad
-                    writer.write(a, block, has_spectrum[a:b])
-                    for row, identity, problem in zip(rows, result.identities, result.problems, strict=True):
-                        if identity is not None:
-                            identities[int(row_file[row])] = identity
-                        if problem is not None:
-                            unreadable.append({"file": str(files[row_file[row]]), "error": problem})
-                    bar.update(len(rows))
-            compute_seconds = time.perf_counter() - compute_started
+    written = _normalise_and_write(out, files, row_file, config, scheduler, n_workers, progress, log)
+    identities, has_spectrum, n_bad = written.identities, written.has_spectrum, written.n_bad
+    unreadable, compute_seconds = written.unreadable, written.compute_seconds
     mismatched = sum(identity.apogee_id != identify_file(files[i]).apogee_id for i, identity in identities.items())
     _write_rows(rows_path, files, row_file, table_ids, identities, has_spectrum, n_bad)
     n_spectra = int(has_spectrum.sum())
@@ -537,3 +456,78 @@ def ingest_spectra(
         f"({len(unreadable):,} unreadable); {compute_seconds:.1f} s processing ({timing}), {seconds:.1f} s in all"
     )
     return record
+
+
+def _match_rows(
+    files: list[Path], table: str | os.PathLike | None, log: Callable[[str], None]
+) -> tuple[dict | None, np.ndarray, int, int]:
+    """Which file fills each output row: (table identities, file index per row or −1, ambiguous rows,
+    files matching no row). Without a table, one row per file."""
+    table_ids = None if table is None else read_table_identities(table)
+    if table_ids is not None and not len(table_ids["apogee_id"]):
+        raise TableError(f"{table}: the table has no rows")
+    if table_ids is None:
+        row_file, n_ambiguous = np.arange(len(files), dtype=np.int64), 0
+    else:
+        row_file, n_ambiguous = match_files_to_rows(table_ids, [identify_file(p) for p in files])
+    file_rows = np.flatnonzero(row_file >= 0)
+    n_unmatched = len(files) - len(np.unique(row_file[file_rows]))
+    log(
+        f"{len(files):,} spectrum files, {len(row_file):,} output rows, {len(file_rows):,} of them with a file"
+        + (f"; {n_unmatched:,} files match no table row" if n_unmatched else "")
+    )
+    if n_ambiguous:
+        log(f"warning: {n_ambiguous:,} rows matched several files (same APOGEE_ID); the first in path order was used")
+    return table_ids, row_file, n_ambiguous, n_unmatched
+
+
+@dataclass
+class _Written:
+    """What :func:`_normalise_and_write` learnt about each row and file."""
+
+    identities: dict[int, SpectrumIdentity]
+    has_spectrum: np.ndarray
+    n_bad: np.ndarray
+    unreadable: list[dict[str, str]]
+    compute_seconds: float
+
+
+def _normalise_and_write(
+    out: Path,
+    files: list[Path],
+    row_file: np.ndarray,
+    config: IngestConfig,
+    scheduler: str | object | None,
+    n_workers: int | None,
+    progress: bool,
+    log: Callable[[str], None],
+) -> _Written:
+    """Normalise the files in blocks on dask and write every output row (1s and ``has_spectrum`` False where
+    there is no file) to the HDF5 file ``out``."""
+    n_rows, file_rows = len(row_file), np.flatnonzero(row_file >= 0)
+    blocks = plan_blocks(row_file, config.batch_files, max_rows=max(config.batch_files, config.chunk_rows))
+    block_rows = [np.arange(a, b)[row_file[a:b] >= 0] for a, b in blocks]
+    work = [k for k, rows in enumerate(block_rows) if len(rows)]
+    paths = [[str(files[row_file[r]]) for r in block_rows[k]] for k in work]
+    written = _Written({}, np.zeros(n_rows, bool), np.full(n_rows, -1, np.int64), [], 0.0)
+    attrs = {"zpdist_version": __version__, "zpdist_ingest_config": json.dumps(config.to_dict())}
+    with SpectraWriter(out, n_rows, chunk_rows=config.chunk_rows, presence=True, attrs=attrs) as writer:
+        for a, b in (blocks[k] for k, rows in enumerate(block_rows) if not len(rows)):
+            writer.write(a, np.ones((b - a, N_PIXELS), np.float32), np.zeros(b - a, bool))
+        with dask_executor(scheduler, n_workers, log) as executor:
+            compute_started = time.perf_counter()
+            with tqdm(total=len(file_rows), desc="ingest spectra", unit="spectrum", disable=not progress) as bar:
+                for i, result in map_tasks(executor, functools.partial(process_files, config=config), paths):
+                    (a, b), rows = blocks[work[i]], block_rows[work[i]]
+                    block = np.ones((b - a, N_PIXELS), np.float32)
+                    block[rows - a] = result.flux
+                    written.has_spectrum[rows], written.n_bad[rows] = result.ok, result.n_bad
+                    writer.write(a, block, written.has_spectrum[a:b])
+                    for row, identity, problem in zip(rows, result.identities, result.problems, strict=True):
+                        if identity is not None:
+                            written.identities[int(row_file[row])] = identity
+                        if problem is not None:
+                            written.unreadable.append({"file": str(files[row_file[row]]), "error": problem})
+                    bar.update(len(rows))
+            written.compute_seconds = time.perf_counter() - compute_started
+    return written

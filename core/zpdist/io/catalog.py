@@ -54,12 +54,11 @@ def write_catalog(catalog: pd.DataFrame, path: str | os.PathLike, metadata: dict
     for name in catalog.columns:
         values = catalog[name].to_numpy()
         columns[name] = values.astype(str) if values.dtype.kind == "O" else values
-    table = Table(columns)
-    for name, unit in units.items():
-        if name in table.colnames:
-            table[name].unit = unit
-    hdu = fits.table_to_hdu(table)
+    hdu = fits.table_to_hdu(Table(columns))
     hdu.name = "CATALOG"
+    for number, name in enumerate(hdu.columns.names, start=1):
+        if name in units:  # written as text: FITS has no "dex", and astropy warns about what it cannot parse
+            hdu.header[f"TUNIT{number}"] = units[name]
     hdu.header["ZPMETA"] = text
     for key, field in (("ZPOFFSET", "offset_uas"), ("ZPOFFERR", "offset_uas_err")):
         if field in metadata.get("model", {}):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from zpdist.errors import FileFormatError, InputError
 
-#: The 15 abundance ratios of the paper's maps (METHOD §7), as canonical [X/Fe] names.
+#: The 15 abundance ratios of the paper's maps (docs/method.md §7), as canonical [X/Fe] names.
 #: APOGEE spells Ti II "TIII".
 ELEMENTS: tuple[str, ...] = (
     "C", "N", "O", "NA", "MG", "AL", "SI", "S", "K", "CA", "TIII", "V", "MN", "CO", "NI",

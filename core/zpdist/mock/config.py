@@ -1,4 +1,4 @@
-"""Configuration of the embedded mock Galaxy (METHOD §10), saved as ``mock.json`` beside its files."""
+"""Configuration of the embedded mock Galaxy (docs/method.md §10), saved as ``mock.json`` beside its files."""
 
 from __future__ import annotations
 

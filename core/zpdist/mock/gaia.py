@@ -6,9 +6,10 @@ import numpy as np
 
 from zpdist.errors import InputError
 from zpdist.mock.config import InjectedOffset
+from zpdist.units import K_PER_KK, uas_to_mas
 
 # σ_ϖ(G) = 0.04 mas · sqrt(1 + a z + b z²), z = 10^(0.4 (max(G, 13) − 15)): 0.04–0.05 mas for G ≤ 15,
-# 0.10 mas at G = 17 and 0.70 mas at G = 20 (DR2-like, METHOD §10).
+# 0.10 mas at G = 17 and 0.70 mas at G = 20 (DR2-like, docs/method.md §10).
 _SIGMA_FLOOR_MAS = 0.04
 _SIGMA_A = 0.682
 _SIGMA_B = 0.02368
@@ -31,11 +32,11 @@ def injected_offset_mas(offset: InjectedOffset, g_mag, bp_rp, teff) -> np.ndarra
             value
             + offset.slope_g * (g_mag - offset.pivot_g)
             + offset.slope_bp_rp * (bp_rp - offset.pivot_bp_rp)
-            + offset.slope_teff * (teff - offset.pivot_teff) / 1000.0
+            + offset.slope_teff * (teff - offset.pivot_teff) / K_PER_KK
         )
     elif offset.model != "constant":
         raise InputError(f"unknown offset model {offset.model!r}; expected 'constant' or 'multivariate'")
-    return value / 1000.0
+    return uas_to_mas(value)
 
 
 def observe_parallax(

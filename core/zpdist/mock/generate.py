@@ -1,4 +1,4 @@
-"""Build a mock APOGEE × Gaia sample with known truth and write it in the survey formats (METHOD §9–§10).
+"""Build a mock APOGEE × Gaia sample with known truth and write it in the survey formats (docs/method.md §9–§10).
 
 Outputs in the chosen folder:
 
@@ -29,6 +29,7 @@ from zpdist.mock.config import MockConfig
 from zpdist.mock.gaia import injected_offset_mas, observe_parallax
 from zpdist.mock.spectra import FEATURES, spectrum_model
 from zpdist.photometry import absmag_to_fakemag, distance_to_parallax
+from zpdist.units import pc_to_kpc
 
 #: APOGEE's dereddened colour cut for targets, (J − K_s)_0 ≥ 0.5 mag.
 MIN_DEREDDENED_J_K = 0.5
@@ -63,7 +64,7 @@ def _describe_stars(
     """True physical properties and noise-free photometry of stars at Galactocentric positions ``xyz``."""
     n = len(xyz)
     r0 = config.frame.r0_kpc
-    sun = np.array([-r0, 0.0, config.frame.z_sun_pc / 1000.0])
+    sun = np.array([-r0, 0.0, pc_to_kpc(config.frame.z_sun_pc)])
     radius = np.hypot(xyz[:, 0], xyz[:, 1])
     fe_h, alpha = chemistry.draw_iron_and_alpha(rng, component, radius, xyz[:, 2], r0)
     if dwarf:
@@ -108,7 +109,7 @@ def _selected(rng: np.random.Generator, config: MockConfig, props: dict[str, np.
 
 def _draw_selected(rng: np.random.Generator, config: MockConfig, n: int, dwarf: bool, progress: bool) -> pd.DataFrame:
     """Draw candidates until ``n`` pass the selection."""
-    sun = np.array([-config.frame.r0_kpc, 0.0, config.frame.z_sun_pc / 1000.0])
+    sun = np.array([-config.frame.r0_kpc, 0.0, pc_to_kpc(config.frame.z_sun_pc)])
     kept: list[pd.DataFrame] = []
     total = 0
     label = "dwarfs" if dwarf else "giants"

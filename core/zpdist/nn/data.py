@@ -20,7 +20,7 @@ ALPHA_LABELS: tuple[str, ...] = ("alpha_m", "mg_fe")
 #: [C/Fe] and [N/Fe] of a giant trace its mass (first dredge-up). At fixed Teff, log g and [Fe/H] the luminosity
 #: scales with mass (L ∝ M T⁴/g), so without them ~20 % of L is unpredictable scatter; in a magnitude-limited
 #: sample the distant stars of given labels are the more luminous ones (Malmquist), and a network fitted in
-#: parallax space then under-predicts their L and biases the zero-point positive (≈ +6 µas on the mock).
+#: parallax space then under-predicts their L and biases the zero-point positive (docs/method.md §3).
 MASS_LABELS: tuple[str, str] = ("c_fe", "n_fe")
 
 
@@ -76,9 +76,9 @@ def add_corrected_k(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_inputs(table: pd.DataFrame, columns: Sequence[str], rows: np.ndarray | None = None) -> np.ndarray:
-    """Float32 matrix of the label columns (NaN kept)."""
+    """Float32 C-ordered matrix (one row per star) of the label columns (NaN kept)."""
     frame = table if rows is None else table.iloc[rows]
-    return frame[list(columns)].to_numpy(dtype=np.float32)
+    return np.ascontiguousarray(frame[list(columns)].to_numpy(dtype=np.float32))
 
 
 def offset_inputs(table: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
@@ -93,11 +93,19 @@ def offset_inputs(table: pd.DataFrame, rows: np.ndarray | None = None) -> np.nda
 
 
 def spectra_inputs(spectra_path: str | os.PathLike, n_table_rows: int, rows: np.ndarray) -> np.ndarray:
-    """Spectra of table rows ``rows`` (any order), read in chunks; NaN pixels become 1 (the bad-pixel value)."""
-    order = np.argsort(rows)
+    """Float32 spectra (len(rows), 7514) of the increasing table rows ``rows``, read in chunks into one array.
+
+    NaN pixels become 1 (the bad-pixel value).
+
+    Raises
+    ------
+    ValueError
+        If ``rows`` is not strictly increasing.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if np.any(np.diff(rows) <= 0):
+        raise ValueError("spectra_inputs needs strictly increasing table rows")
     with SpectraReader(spectra_path, expected_rows=n_table_rows) as reader:
-        sorted_block = reader.read_rows(rows[order])
-    block = np.empty_like(sorted_block)
-    block[order] = sorted_block
+        block = reader.read_rows(rows)
     np.nan_to_num(block, copy=False, nan=1.0)
     return block

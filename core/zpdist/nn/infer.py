@@ -1,4 +1,4 @@
-"""Monte-Carlo-dropout inference (METHOD §6) and the uncertainty of the fitted zero-point.
+"""Monte-Carlo-dropout inference (docs/method.md §6), and the model's checkpoint file.
 
 For each star, T passes with dropout on give L_t and s_t. Model (epistemic) variance = Var_t(L_t);
 predictive (aleatoric) variance = mean_t exp(s_t); total σ_L = sqrt(model + predictive). The
@@ -15,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zpdist.errors import FileFormatError
 from zpdist.nn.device import resolve_precision
-from zpdist.nn.model import ModelConfig, ZeroPointNet, enable_mc_dropout
+from zpdist.nn.model import ModelConfig, ZeroPointNet, enable_mc_dropout, state_dict_from_v1
 
 MODEL_FILE = "model.pt"
-MODEL_FORMAT = "zpdist-model-v1"
+#: Checkpoint format written; "zpdist-model-v1" (before the model's components) is still read.
+MODEL_FORMAT = "zpdist-model-v2"
+V1_FORMAT = "zpdist-model-v1"
 
 
 @dataclass
@@ -75,7 +78,7 @@ def mc_predict(
     inputs : ndarray, shape (N, n_inputs)
         Spectra or labels (not standardised).
     offset_inputs : ndarray, shape (N, 3), optional
-        G, BP−RP, Teff; needed by the multivariate offset model.
+        G, BP−RP, Teff; needed by an offset model that reads them (``model.offset.needs_inputs``).
     n_samples : int
         Number of Monte-Carlo passes T (≥ 1; with 1, dropout is off and variances of the passes are 0).
     device : torch.device
@@ -88,9 +91,9 @@ def mc_predict(
     body_dtype = resolve_precision(precision, device)
     n = len(inputs)
     out = MCPrediction.empty(n)
-    multivariate = model.offset_mlp is not None
+    needs_offset_inputs = model.offset.needs_inputs
     valid = np.isfinite(inputs).all(axis=1)
-    if multivariate:
+    if needs_offset_inputs:
         valid &= np.isfinite(offset_inputs).all(axis=1)
     rows = np.flatnonzero(valid)
     if n_samples > 1:
@@ -101,7 +104,7 @@ def mc_predict(
     for start in range(0, len(rows), stars_per_batch):
         chunk = rows[start : start + stars_per_batch]
         x = torch.as_tensor(inputs[chunk], dtype=torch.float32, device=device)
-        z = torch.as_tensor(offset_inputs[chunk], dtype=torch.float32, device=device) if multivariate else None
+        z = torch.as_tensor(offset_inputs[chunk], dtype=torch.float32, device=device) if needs_offset_inputs else None
         result = model(x, z, n_samples=n_samples, body_dtype=body_dtype)
         fakemag, log_var, offset = (
             result[k].double().reshape(len(chunk), -1) for k in ("fakemag", "log_var", "offset")
@@ -116,107 +119,6 @@ def mc_predict(
         out.fill(chunk, part)
     model.eval()
     return out
-
-
-@torch.no_grad()
-def global_offset_passes(
-    model: ZeroPointNet, offset_inputs: np.ndarray, n_passes: int, device: torch.device, seed: int = 0
-) -> np.ndarray:
-    """Mean offset (mas) over the given stars for each of ``n_passes`` shared dropout masks.
-
-    Each pass draws one dropout mask for the offset MLP and applies it to every star (one draw
-    of the network's weights), so the spread of the returned values is the model uncertainty
-    of the global offset. For the constant model every pass returns the fitted constant.
-    """
-    if model.offset_mlp is None:
-        return np.full(n_passes, float(model.offset_mas))
-    mlp = model.offset_mlp
-    keep = 1.0 - model.config.dropout
-    generator = torch.Generator(device=device).manual_seed(seed)
-    z = torch.as_tensor(offset_inputs[np.isfinite(offset_inputs).all(axis=1)], dtype=torch.float32, device=device)
-    h1 = mlp.stem((z - model.offset_input_mean) / model.offset_input_std)  # (N, 32)
-    means = []
-    for start in range(0, n_passes, 50):
-        t = min(50, n_passes - start)
-        mask1 = (torch.rand(t, 1, h1.shape[1], generator=generator, device=device) < keep) / keep
-        h2 = torch.tanh(mlp.dense2(h1.unsqueeze(0) * mask1))  # (t, N, 16)
-        mask2 = (torch.rand(t, 1, h2.shape[2], generator=generator, device=device) < keep) / keep
-        means.append(mlp.out(h2 * mask2).squeeze(-1).mean(1).double().cpu())
-    return torch.cat(means).numpy()
-
-
-@torch.no_grad()
-def deterministic_offset(
-    model: ZeroPointNet, offset_inputs: np.ndarray | None, n_stars: int, device: torch.device
-) -> np.ndarray:
-    """Each star's offset (mas) with dropout off; NaN where a multivariate model's inputs are missing."""
-    if model.offset_mlp is None:
-        return np.full(n_stars, float(model.offset_mas))
-    model.eval()
-    out = np.full(n_stars, np.nan)
-    valid = np.isfinite(offset_inputs).all(axis=1)
-    z = torch.as_tensor(offset_inputs[valid], dtype=torch.float32, device=device)
-    mlp = model.offset_mlp
-    out[valid] = mlp.body(mlp.stem((z - model.offset_input_mean) / model.offset_input_std)).double().cpu().numpy()
-    return out
-
-
-@dataclass
-class OffsetLevelFit:
-    """Weighted least-squares solution of ϖ_G − Δϖ_i = δ + a·ϖ_NN,i with the network frozen.
-
-    Attributes
-    ----------
-    shift : float
-        δ, the change of the offset's level (mas): added to the constant, or to the MLP's final bias.
-    luminosity_scale : float
-        a, the factor by which every L should be multiplied.
-    covariance : ndarray, shape (2, 2)
-        Inverse of the Gauss–Newton Fisher matrix of (δ, a).
-    """
-
-    shift: float
-    luminosity_scale: float
-    covariance: np.ndarray
-
-    @property
-    def shift_error(self) -> float:
-        """Statistical error of the offset's level (mas), marginalised over the luminosity scale."""
-        return float(np.sqrt(self.covariance[0, 0]))
-
-
-def fit_offset_level(
-    offset: np.ndarray,
-    parallax_nn: np.ndarray,
-    parallax: np.ndarray,
-    parallax_error: np.ndarray,
-    parallax_nn_error: np.ndarray,
-) -> OffsetLevelFit:
-    """Maximum-likelihood level of the offset and global luminosity scale, everything else frozen.
-
-    The offset's level and a global scale of L enter the parallax likelihood linearly
-    (ϖ_pred = a·ϖ_NN + Δϖ + δ), so with variance σ_ϖ² + σ_NN² per star their optimum follows from
-    weighted least squares, and (JᵀWJ)⁻¹ is their statistical covariance, including the degeneracy
-    between the zero-point and the luminosity scale.
-
-    Parameters
-    ----------
-    offset : ndarray
-        The current offset of each star (mas, dropout off).
-    parallax_nn, parallax_nn_error : ndarray
-        Network parallax (offset excluded) and the error the likelihood assigns to it (mas).
-    parallax, parallax_error : ndarray
-        Gaia parallax and error (mas).
-    """
-    ok = (
-        np.isfinite(offset) & np.isfinite(parallax_nn) & np.isfinite(parallax) & np.isfinite(parallax_error)
-        & np.isfinite(parallax_nn_error)
-    )  # fmt: skip
-    design = np.column_stack([np.ones(ok.sum()), parallax_nn[ok]])
-    weight = 1.0 / (parallax_error[ok] ** 2 + parallax_nn_error[ok] ** 2)
-    covariance = np.linalg.inv(design.T @ (design * weight[:, None]))
-    shift, scale = covariance @ (design.T @ (weight * (parallax[ok] - offset[ok])))
-    return OffsetLevelFit(float(shift), float(scale), covariance)
 
 
 def save_model(path: Path, model: ZeroPointNet, metadata: dict) -> None:
@@ -242,13 +144,21 @@ def load_model(run_dir: str | Path, device: torch.device) -> tuple[ZeroPointNet,
         On ``device``, in evaluation mode.
     metadata : dict
         What training recorded: label columns, training cuts, offset summary, configuration.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder has no ``model.pt``.
+    FileFormatError
+        If the file is not a zpdist model (v1 checkpoints are read, their keys mapped to the components).
     """
     path = Path(run_dir) / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trained model here (run `zpdist train --out {run_dir}` first)")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a zpdist model (format {payload.get('format')!r})")
+    if payload.get("format") not in (MODEL_FORMAT, V1_FORMAT):
+        raise FileFormatError(f"{path}: not a zpdist model (format {payload.get('format')!r})")
+    state = payload["state_dict"]
     model = ZeroPointNet(ModelConfig(**payload["model_config"]))
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict(state_dict_from_v1(state) if payload["format"] == V1_FORMAT else state)
     return model.to(device).eval(), json.loads(payload["metadata_json"])

@@ -1,4 +1,4 @@
-"""The heteroscedastic loss of Leung & Bovy (2019) in parallax space (METHOD §4)."""
+"""The heteroscedastic loss of Leung & Bovy (2019) in parallax space (docs/method.md §4)."""
 
 from __future__ import annotations
 

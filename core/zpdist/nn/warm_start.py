@@ -3,7 +3,7 @@
 With the network's correction frozen at its initial value, ln L = w·x + b is a log-linear model
 (x: the labels, or the spectrum's leading whitened principal components and their products),
 and together with the levels of ln σ_L² and of Δϖ it has a few hundred parameters. They are fitted
-to the training stars by full-batch L-BFGS in the parallax likelihood of METHOD §4, in float64,
+to the training stars by full-batch L-BFGS in the parallax likelihood of docs/method.md §4, in float64,
 before Adam starts. Adam then trains everything jointly, from a point where L already follows the
 spectra's smooth trends and the offset is near its maximum-likelihood value, so the network only
 has to learn a correction. Without it, the luminous, distant giants (whose parallaxes hardly
@@ -13,16 +13,23 @@ constrain L) are the last stars whose L converges, and early stopping leaves the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
+from zpdist.nn.batch import Batch
 from zpdist.nn.loss import mean_parallax_nll
 from zpdist.nn.model import ZeroPointNet
 
+if TYPE_CHECKING:
+    from zpdist.config import TrainConfig
+
 #: Ridge penalty on the log-linear weights, added to the mean negative log-likelihood per star.
 RIDGE = 1e-4
+#: The head's parameters the warm start fits (with the offset's level), in L-BFGS's order.
+FITTED = ("linear.weight", "fakemag.bias", "log_var.bias")
 
 
 @dataclass(frozen=True)
@@ -45,32 +52,40 @@ class WarmStart:
     iterations: int
 
 
+@dataclass
+class _Frozen:
+    """The training stars as the warm start sees them: network features frozen, float64."""
+
+    features: torch.Tensor
+    linear_inputs: torch.Tensor
+    offset_features: torch.Tensor
+    parallax: torch.Tensor
+    parallax_error: torch.Tensor
+    k_corr: torch.Tensor
+
+
 @torch.no_grad()
-def _frozen_features(
-    model: ZeroPointNet, inputs: torch.Tensor, offset_inputs: torch.Tensor | None, chunk: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Network features (dropout off), log-linear inputs and offset-MLP features, in float64."""
-    features, linear, offset_features = [], [], []
-    for start in range(0, len(inputs), chunk):
-        x = inputs[start : start + chunk]
-        standardised = (x - model.input_mean) / model.input_std
-        features.append(model.branch.body(model.branch.stem(standardised)).double())
-        linear.append(model.log_linear_inputs(standardised).double())
-        if model.offset_mlp is not None:
-            mlp = model.offset_mlp
-            z = offset_inputs[start : start + chunk]
-            h = mlp.stem((z - model.offset_input_mean) / model.offset_input_std)
-            offset_features.append(torch.tanh(mlp.dense2(h)).double())
-    return torch.cat(features), torch.cat(linear), torch.cat(offset_features) if offset_features else None
+def _frozen(model: ZeroPointNet, stars: Iterable[Batch], chunk: int) -> _Frozen:
+    """Branch features (dropout off), log-linear inputs, offset features and astrometry of the stars, in float64."""
+    device = model.input_mean.device
+    columns: dict[str, list[torch.Tensor]] = {name: [] for name in _Frozen.__dataclass_fields__}
+    for batch in stars:
+        batch = batch.to(device)
+        for start in range(0, len(batch), chunk):
+            rows = slice(start, start + chunk)
+            standardised = model.standardise(batch.inputs[rows])
+            z = None if batch.offset_inputs is None else batch.offset_inputs[rows]
+            columns["features"].append(model.branch.body(model.branch.stem(standardised)))
+            columns["linear_inputs"].append(model.head.linear_inputs(standardised))
+            columns["offset_features"].append(model.offset.frozen_features(z, len(standardised)))
+            for name in ("parallax", "parallax_error", "k_corr"):
+                columns[name].append(getattr(batch, name)[rows])
+    return _Frozen(**{name: torch.cat(values).double() for name, values in columns.items()})
 
 
 def warm_start_log_linear(
     model: ZeroPointNet,
-    inputs: torch.Tensor,
-    offset_inputs: torch.Tensor | None,
-    k_corr: torch.Tensor,
-    parallax: torch.Tensor,
-    parallax_error: torch.Tensor,
+    stars: Iterable[Batch],
     max_iterations: int = 2000,
     chunk: int = 2048,
     log: Callable[[str], None] = print,
@@ -81,48 +96,44 @@ def warm_start_log_linear(
     ----------
     model : ZeroPointNet
         With a log-linear luminosity head, standardisation statistics (and projection) already set.
-    inputs : Tensor, shape (N, n_inputs)
-        Training stars' spectra or labels (not standardised), on the model's device.
-    offset_inputs : Tensor, shape (N, 3), optional
-        G, BP−RP, Teff (multivariate offset model).
-    k_corr, parallax, parallax_error : Tensor, shape (N,)
-        K_corr (mag), Gaia parallax and its error (mas).
+    stars : iterable of Batch
+        The training stars (a list of one Batch when they are in memory), read once.
     max_iterations : int
         L-BFGS function evaluations at most.
     chunk : int
         Stars per forward pass when computing the frozen features.
+    log : callable
+        Where the one-line report goes.
 
     Returns
     -------
     WarmStart
+
+    Raises
+    ------
+    ValueError
+        If the model's luminosity head has no log-linear term.
     """
-    if model.log_linear is None:
+    if not model.can_warm_start:
         raise ValueError("the warm start needs a log-linear luminosity head")
     was_training = model.training
     model.eval()
-    features, linear, offset_features = _frozen_features(model, inputs, offset_inputs, chunk)
-    targets = [model.log_linear.weight, model.fakemag_head.bias, model.log_var_head.bias]
-    targets.append(model.offset_mas if model.offset_mlp is None else model.offset_mlp.out.bias)
-    fitted = [t.detach().double().clone().requires_grad_(True) for t in targets]
-    weight, fakemag_bias, log_var_bias, offset_level = fitted
-    fakemag_raw = features @ model.fakemag_head.weight.detach().double().squeeze(0) + model.log_linear.bias.double()
-    log_var_raw = features @ model.log_var_head.weight.detach().double().squeeze(0)
-    if offset_features is None:
-        offset_raw = torch.zeros((), dtype=torch.float64, device=features.device)
-    else:
-        offset_raw = offset_features @ model.offset_mlp.out.weight.detach().double().squeeze(0)
-    log_scale = torch.log(model.fakemag_scale.double())
-    data = [t.double() for t in (parallax, parallax_error, k_corr)]
+    frozen = _frozen(model, stars, chunk)
+    head, offset = model.head, model.offset
+    params = {name: p.detach().double() for name, p in head.named_parameters()} | {"scale": head.scale.double()}
+    fitted = {name: params[name].clone().requires_grad_(True) for name in FITTED}
+    level = offset.level.detach().double().clone().requires_grad_(True)
 
     def nll() -> torch.Tensor:
-        ln_fakemag = torch.clamp(fakemag_raw + fakemag_bias + linear @ weight.squeeze(0), max=30.0) + log_scale
-        log_var = log_var_raw + log_var_bias + 2.0 * log_scale
-        offset = (offset_raw + offset_level).expand_as(ln_fakemag)
-        return mean_parallax_nll(data[0], data[1], torch.exp(ln_fakemag), log_var, data[2], offset)
+        fakemag, log_var = head.evaluate(params | fitted, frozen.features, frozen.linear_inputs)
+        delta = offset.from_frozen(frozen.offset_features, level).expand_as(fakemag)
+        return mean_parallax_nll(frozen.parallax, frozen.parallax_error, fakemag, log_var, frozen.k_corr, delta)
 
+    weight = fitted["linear.weight"]
     optimiser = torch.optim.LBFGS(
-        fitted, max_iter=max_iterations, line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12
-    )
+        [*fitted.values(), level], max_iter=max_iterations, line_search_fn="strong_wolfe", tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+    )  # fmt: skip
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
@@ -135,13 +146,29 @@ def warm_start_log_linear(
     optimiser.step(closure)
     with torch.no_grad():
         after = float(nll())
-        for target, value in zip(targets, fitted, strict=True):
-            target.copy_(value.to(target.dtype))
-        level = float((offset_raw + offset_level).mean())
+        targets = dict(head.named_parameters())
+        for name, value in fitted.items():
+            targets[name].copy_(value.to(targets[name].dtype))
+        offset.level.copy_(level.to(offset.level.dtype))
+        mean_level = float(offset.from_frozen(frozen.offset_features, level).mean())
     iterations = int(optimiser.state_dict()["state"][0]["func_evals"])
     model.train(was_training)
     log(
         f"warm start of the log-linear term ({weight.shape[1]} inputs): training loss {before:.4f} -> {after:.4f}, "
-        f"offset {1000 * level:.1f} µas, {iterations} L-BFGS evaluations"
+        f"offset {1000 * mean_level:.1f} µas, {iterations} L-BFGS evaluations"
     )
-    return WarmStart(before, after, level, iterations)
+    return WarmStart(before, after, mean_level, iterations)
+
+
+def parameter_groups(model: ZeroPointNet, config: TrainConfig) -> list[dict]:
+    """Adam's parameter groups: after a warm start, the components' slow parameters (the log-linear term, the
+    constant offset) learn ``warm_lr_factor`` times slower than the network, so that its first noisy steps do
+    not undo the warm start."""
+    slow = []
+    if config.warm_start and model.can_warm_start:
+        slow = [*model.head.slow_parameters(), *model.offset.slow_parameters()]
+    fast = [p for p in model.parameters() if all(p is not q for q in slow)]
+    groups = [{"params": fast}]
+    if slow:
+        groups.append({"params": slow, "lr": config.learning_rate * config.warm_lr_factor})
+    return groups

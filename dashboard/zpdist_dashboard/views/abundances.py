@@ -1,4 +1,5 @@
-"""The Abundances tab: median-abundance maps of the Galaxy (face-on x–y, and R–z) and radial profiles (METHOD §7)."""
+"""The Abundances tab: median-abundance maps of the Galaxy (face-on x–y, and R–z) and radial profiles
+(docs/method.md §7)."""
 
 from __future__ import annotations
 
@@ -56,16 +57,21 @@ class AbundancesView(pn.viewable.Viewer):
         )  # fmt: skip
         lo, hi = color_limits(binned.statistic)
         clim = (lo, hi) if np.isfinite(lo) and hi > lo else (np.nan, np.nan)
-        return image.opts(clim=clim, clabel=ELEMENT_LABELS[element])  # the colour bar follows the element
+        return image.opts(clim=clim)
 
     def _map(self, x: str, y: str, title: str, references: hv.Element, size: dict) -> pn.viewable.Viewable:
-        if missing := missing_notice(self.state.catalog, title, [x, y, self.state.element]):
-            return missing
-        image = hv.DynamicMap(
-            pn.bind(self._image, self.state.param.mask, self.state.param.element, self.param.bins,
-                    self.param.min_count, x, y)
-        ).opts(cmap="viridis", colorbar=True, title=title, **size, **SELECT_TOOLS)  # fmt: skip
-        return pn.pane.HoloViews(selectable(image, self.state, x, y) * references)
+        """The map of the chosen element, rebuilt when the element changes (so that its colour bar is named after
+        it: HoloViews keeps a colour bar's first label through updates)."""
+
+        def plot(element: str) -> pn.viewable.Viewable:
+            if missing := missing_notice(self.state.catalog, title, [x, y, element]):
+                return missing
+            image = hv.DynamicMap(
+                pn.bind(self._image, self.state.param.mask, element, self.param.bins, self.param.min_count, x, y)
+            ).opts(cmap="viridis", colorbar=True, clabel=ELEMENT_LABELS[element], title=title, **size, **SELECT_TOOLS)
+            return pn.pane.HoloViews(selectable(image, self.state, x, y) * references)
+
+        return pn.panel(pn.bind(plot, self.state.param.element))
 
     def _references_xy(self) -> hv.Overlay:
         r0 = self.state.catalog.r0_kpc

@@ -9,6 +9,7 @@ import panel as pn
 import param
 
 from zpdist.precision import crossover_distance, fractional_error_profile
+from zpdist.units import pc_to_kpc
 from zpdist_dashboard.state import DashboardState
 from zpdist_dashboard.views.base import SQUARE_FRAME, datashaded_map, dimension, missing_notice, selectable
 
@@ -38,14 +39,15 @@ class DistancesView(pn.viewable.Viewer):
         self.crossover_pc = crossover_distance(self.profile)
 
     def _medians(self, profile: pd.DataFrame, crossover_pc: float, y: str) -> hv.Overlay:
-        centre = 0.5 * (profile["d_lo"] + profile["d_hi"]) / 1000.0
+        centre = pc_to_kpc(0.5 * (profile["d_lo"] + profile["d_hi"]))
         nn = hv.Curve((centre, profile["nn_frac_error"]), "dist_kpc", y, label="NN median")
         gaia = hv.Curve((centre, profile["gaia_frac_error"]), "dist_kpc", y, label="Gaia median")
         layers = [nn.opts(color="red", line_width=2), gaia.opts(color="orange", line_width=2, line_dash="dashed")]
         if np.isfinite(crossover_pc):
-            layers.append(hv.VLine(crossover_pc / 1000.0).opts(color="black", line_dash="dotted"))
+            crossover_kpc = pc_to_kpc(crossover_pc)
+            layers.append(hv.VLine(crossover_kpc).opts(color="black", line_dash="dotted"))
             layers.append(
-                hv.Text(crossover_pc / 1000.0, FRACTION_RANGE[1] * 0.92, f" crossover {crossover_pc / 1000:.2f} kpc")
+                hv.Text(crossover_kpc, FRACTION_RANGE[1] * 0.92, f" crossover {crossover_kpc:.2f} kpc")
                 .opts(text_align="left", text_font_size="9pt")
             )  # fmt: skip
         return hv.Overlay(layers)
@@ -85,7 +87,7 @@ class DistancesView(pn.viewable.Viewer):
             return ""
         if not np.isfinite(crossover_pc):
             return "### The network is nowhere more precise than Gaia for the filtered stars"
-        return f"### The network is more precise than Gaia beyond {crossover_pc / 1000:.2f} kpc (crossover)"
+        return f"### The network is more precise than Gaia beyond {pc_to_kpc(crossover_pc):.2f} kpc (crossover)"
 
     def __panel__(self) -> pn.viewable.Viewable:
         plots = pn.FlexBox(

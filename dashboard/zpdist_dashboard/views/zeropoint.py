@@ -8,6 +8,7 @@ import panel as pn
 import param
 
 from zpdist.maps import robust_edges, running_median
+from zpdist.zeropoint_maps.histograms import MAP_PLANES
 from zpdist_dashboard.state import DashboardState
 from zpdist_dashboard.views.base import LABELS, MAP_SIZE, datashaded_map, dimension, missing_notice, selectable
 
@@ -18,8 +19,6 @@ PUBLISHED_OFFSETS: tuple[tuple[str, float, float | None], ...] = (
     ("Zinn et al. 2019 (asteroseismology)", -53.0, None),
     ("Schönrich et al. 2019", -54.0, None),
 )
-#: The (x, y) planes of the Δϖ maps.
-MAP_PLANES = (("phot_g_mean_mag", "bp_rp"), ("teff", "phot_g_mean_mag"), ("bp_rp", "teff"))
 #: Columns Δϖ is traced against, bins of the running medians, and the fewest stars a bin needs.
 TREND_COLUMNS = ("phot_g_mean_mag", "bp_rp", "teff")
 TREND_BINS = 15
@@ -43,6 +42,7 @@ class ZeroPointView(pn.viewable.Viewer):
     """Δϖ maps over (G, BP−RP), (Teff, G), (BP−RP, Teff); its running medians; the parallax residuals."""
 
     state = param.ClassSelector(class_=DashboardState)
+    sections = param.List(default=[], doc="Further sections shown below the catalog's plots (the Gaia-scale one).")
 
     def _summary(self) -> pn.viewable.Viewable:
         catalog = self.state.catalog
@@ -75,14 +75,14 @@ class ZeroPointView(pn.viewable.Viewer):
     def _trend(self, mask: np.ndarray, x: str) -> hv.Overlay:
         """Running medians (µas) of the model's Δϖ (band: its median MC error) and of ϖ Gaia − ϖ NN (band: error
         of the median) against ``x``; ``mask`` is the filter mask, passed so the plot follows it."""
-        optional = [c for c in ("zp_offset_error_uas", "parallax_residual_uas") if c in self.state.catalog.frame]
+        optional = [c for c in ("zp_offset_model_error_uas", "parallax_residual_uas") if c in self.state.catalog.frame]
         frame = self.state.filtered([x, "zp_offset_uas", *optional])
         edges = robust_edges(frame[x], TREND_BINS)
         xdim = hv.Dimension(x, label=LABELS[x])
         model = running_median(frame[x], frame["zp_offset_uas"], edges, TREND_MIN_COUNT)
         layers = [hv.Curve((model["x_mid"], model["median"]), xdim, OFFSET, label="model Δϖ")]
-        if "zp_offset_error_uas" in frame:
-            spread = running_median(frame[x], frame["zp_offset_error_uas"], edges, TREND_MIN_COUNT)["median"]
+        if "zp_offset_model_error_uas" in frame:
+            spread = running_median(frame[x], frame["zp_offset_model_error_uas"], edges, TREND_MIN_COUNT)["median"]
             layers.insert(0, hv.Spread((model["x_mid"], model["median"], spread), xdim, [OFFSET, "error"]))
         if "parallax_residual_uas" in frame:
             data = running_median(frame[x], frame["parallax_residual_uas"], edges, TREND_MIN_COUNT)
@@ -119,4 +119,5 @@ class ZeroPointView(pn.viewable.Viewer):
             self._summary(),
             pn.FlexBox(*(self._offset_map(x, y) for x, y in MAP_PLANES)),
             pn.FlexBox(*(self._trend_plot(x) for x in TREND_COLUMNS), self._residuals()),
+            *self.sections,
         )
