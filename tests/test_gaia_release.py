@@ -193,3 +193,26 @@ def test_real_dr2_cross_matches_are_dr2(realdata, name):
 def test_real_dr14_allstar_rows_have_no_gaia(realdata):
     table = read_table(realdata / "TwoFace_test-allStar_dr14_8stars.fits")
     assert table.attrs["gaia_release"] is None
+
+
+def test_the_release_follows_a_gaia_join_and_survives_ingest(tmp_path):
+    """A DR16 allStar (GAIA_* = DR2) joined to an EDR3 Gaia table by source_id carries EDR3, and the ingested
+    table (canonical names, which say nothing) still reads as EDR3 from its zpdist metadata."""
+    from zpdist.cli import main
+    from zpdist.io.tables import read_table
+
+    ids = [11, 12, 13]
+    allstar = tmp_path / "allStar-dr16.parquet"
+    pd.DataFrame({"APOGEE_ID": ["2M1", "2M2", "2M3"], "RA": [10.0, 11.0, 12.0], "DEC": [5.0, 6.0, 7.0],
+                  "KS": [9.0, 9.1, 9.2], "GAIA_SOURCE_ID": ids, "GAIA_PARALLAX": [0.5, 0.6, 0.7],
+                  "GAIA_PARALLAX_ERROR": [0.03] * 3}).to_parquet(allstar)  # fmt: skip
+    gaia = tmp_path / "gaia-edr3.parquet"
+    pd.DataFrame({"GAIAEDR3_SOURCE_ID": ids, "GAIAEDR3_PARALLAX": [0.52, 0.61, 0.69],
+                  "GAIAEDR3_PARALLAX_ERROR": [0.02] * 3}).to_parquet(gaia)  # fmt: skip
+    assert read_table(allstar).attrs["gaia_release"] == "DR2"
+    out = tmp_path / "ingested.parquet"
+    assert main(["ingest", "allstar", "--allstar", str(allstar), "--gaia", str(gaia), "--out", str(out)]) == 0
+    table = read_table(out)
+    assert table.attrs["gaia_release"] == "EDR3"
+    assert "recorded by zpdist ingest" in table.attrs["gaia_release_source"]
+    assert table["parallax"].tolist() == [0.52, 0.61, 0.69]

@@ -49,40 +49,17 @@ SECTION_TITLES: dict[str, str] = {
 OUTPUT_SUFFIXES = (".parquet", ".fits")
 
 
-def _written_by_zpdist(path: Path) -> bool:
-    """True for a table written by :func:`zpdist.io.catalog.write_catalog` (it carries a ``zpdist`` block).
-
-    Unreadable files give False: :func:`zpdist.io.tables.read_table` then reports the problem.
-    """
-    from zpdist.io.catalog import METADATA_KEY
-
-    name = path.name.lower()
-    try:
-        if name.endswith((".parquet", ".pq")):
-            import pyarrow.parquet as pq
-
-            return METADATA_KEY.encode() in (pq.read_schema(path).metadata or {})
-        if name.endswith((".fits", ".fit")):
-            from astropy.io import fits
-
-            with fits.open(path) as hdul:
-                return any("ZPMETA" in hdu.header for hdu in hdul)
-    except (OSError, ValueError):
-        return False
-    return False
-
-
 def read_selection_table(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     """Read the table to select from, and its zpdist metadata (``{}`` for a survey file).
 
     A table zpdist wrote is read whole (its columns are canonical already); any other table is read onto
     the canonical columns by :func:`zpdist.io.tables.read_table`.
     """
-    from zpdist.io.catalog import read_catalog
+    from zpdist.io.catalog import read_catalog, read_metadata
     from zpdist.io.tables import read_table
 
     path = Path(path)
-    if not _written_by_zpdist(path):
+    if read_metadata(path) is None:  # a survey file, not one zpdist wrote
         return read_table(path), {}
     table, metadata = read_catalog(path)
     table.attrs["source"] = str(path)

@@ -213,6 +213,8 @@ def ingest_allstar(
             "rows_out": len(table),
             "rows_with_parallax": n_parallax,
             "column_map": table.attrs.get("column_map", {}),
+            "gaia_release": table.attrs.get("gaia_release"),
+            "gaia_release_source": table.attrs.get("gaia_release_source"),
         },
         "zpdist_version": __version__,
     }

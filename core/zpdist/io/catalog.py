@@ -86,3 +86,25 @@ def read_catalog(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
             values = np.asarray(hdu.data[name])
             data[name] = values.astype(values.dtype.newbyteorder("="))
         return pd.DataFrame(data), json.loads(hdu.header.get("ZPMETA", "{}"))
+
+
+def read_metadata(path: str | os.PathLike) -> dict | None:
+    """The ``zpdist`` metadata block of a Parquet or FITS file without reading its rows; None if it has none
+    (or is not a file zpdist can read this way)."""
+    path = Path(path)
+    name = path.name.lower()
+    try:
+        if name.endswith((".parquet", ".pq")):
+            import pyarrow.parquet as pq
+
+            raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY.encode())
+            return None if raw is None else json.loads(raw)
+        if name.endswith((".fits", ".fit")):
+            from astropy.io import fits
+
+            with fits.open(path) as hdul:
+                text = next((h.header["ZPMETA"] for h in hdul if "ZPMETA" in h.header), None)
+            return None if text is None else json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return None

@@ -162,6 +162,8 @@ def read_gaia_npz(path: str | os.PathLike) -> pd.DataFrame:
         raise TableError(f"{path}: arrays must be 1-D and of one length, got shapes {shapes}")
     frame = pd.DataFrame({c: _missing_to_nan(a) for c, a in arrays.items()})
     frame.attrs["source"] = str(path)
+    frame.attrs["gaia_release"] = None  # an npz says nothing; astroNN's DR14 file holds DR2 (ingest states it)
+    frame.attrs["gaia_release_source"] = f"{path.name}: a row-aligned npz carries no release"
     return frame
 
 
@@ -212,7 +214,7 @@ def read_gaia_table(path: str | os.PathLike, mode: str) -> pd.DataFrame:
     table = read_table(path)
     keep = [c for c in (*GAIA_FIELDS, *GAIA_POSITION) if c in table]
     out = table[keep].copy()
-    out.attrs["source"] = str(path)
+    out.attrs = {k: table.attrs[k] for k in ("gaia_release", "gaia_release_source")} | {"source": str(path)}
     return out
 
 
@@ -256,6 +258,11 @@ def _attach(allstar: pd.DataFrame, gaia: pd.DataFrame, rows: np.ndarray) -> pd.D
         column[found] = values[rows[found]]
         out[GAIA_POSITION.get(name, name)] = column
     out.attrs = dict(allstar.attrs)
+    # the astrometry now comes from the Gaia file: so does its release
+    out.attrs["gaia_release"] = gaia.attrs.get("gaia_release")
+    out.attrs["gaia_release_source"] = f"joined from {_source(gaia, 'the Gaia file')}: " + str(
+        gaia.attrs.get("gaia_release_source", "release unknown")
+    )
     return out
 
 

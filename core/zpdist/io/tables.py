@@ -195,6 +195,20 @@ def _canonicalise(raw: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
     return frame
 
 
+def _recorded_gaia_release(path: Path) -> tuple[str, str] | None:
+    """The Gaia release a table written by zpdist (``zpdist ingest allstar``, ``select``) recorded, if any.
+
+    Those tables carry canonical names, from which the release cannot be told, and their ``zpdist`` metadata
+    block says which release their astrometry came from.
+    """
+    from zpdist.io.catalog import read_metadata
+
+    ingest = (read_metadata(path) or {}).get("ingest") or {}
+    if not ingest.get("gaia_release"):
+        return None
+    return ingest["gaia_release"], f"recorded by zpdist ingest in {path.name}: {ingest.get('gaia_release_source')}"
+
+
 def read_table(
     path: str | os.PathLike,
     required: Iterable[str] = (),
@@ -259,6 +273,8 @@ def read_table(
     frame.attrs["source"] = str(path)
     frame.attrs["column_map"] = mapping
     release, how = gaia_release_from_columns(available)
+    if release is None and (recorded := _recorded_gaia_release(path)) is not None:
+        release, how = recorded
     if stated is not None:
         how = f"stated by the user (gaia_release={gaia_release!r}); from the names: {release or 'unknown'}, {how}"
         release = stated
