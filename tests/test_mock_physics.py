@@ -375,9 +375,9 @@ def test_spectra_writer_batches_and_is_deterministic(tmp_path, monkeypatch):
     batch_sizes = []
     original = mock_spectra.SpectrumModel.noiseless
 
-    def recording(self, teff, logg, abundances_h):
+    def recording(self, teff, logg, abundances_h, shift_pix=None):
         batch_sizes.append(len(teff))
-        return original(self, teff, logg, abundances_h)
+        return original(self, teff, logg, abundances_h, shift_pix)
 
     monkeypatch.setattr(mock_spectra.SpectrumModel, "noiseless", recording)
     config = MockConfig(n_stars=300, seed=4, spectra_batch=64)

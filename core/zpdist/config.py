@@ -266,7 +266,7 @@ def _accepts(default: object, value: object) -> bool:
     return isinstance(value, type(default))
 
 
-def _section(cls: type, values: object, path: Path, name: str) -> object:
+def section_from_toml(cls: type, values: object, path: Path, name: str) -> object:
     """Build ``cls`` from one TOML section, checking every key and value type."""
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: [{name}] must be a table of key = value pairs")
@@ -315,7 +315,9 @@ def load_config(path: str | os.PathLike | None) -> ZpdistConfig:
             f"{path}: unknown section(s) {', '.join(f'[{u}]' for u in unknown)}; expected "
             + ", ".join(f"[{s}]" for s in SECTIONS)
         )
-    return ZpdistConfig(**{name: _section(cls, data.get(name, {}), path, name) for name, cls in SECTIONS.items()})
+    return ZpdistConfig(
+        **{name: section_from_toml(cls, data.get(name, {}), path, name) for name, cls in SECTIONS.items()}
+    )
 
 
 def write_config(config: ZpdistConfig, path: str | os.PathLike) -> Path:

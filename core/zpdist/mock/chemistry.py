@@ -14,6 +14,10 @@ from zpdist.io.columns import ELEMENTS
 
 COMPONENTS = ("thin_disk", "thick_disk", "bulge")
 FEH_RADIAL_GRADIENT = -0.06  # dex/kpc, thin disk
+#: Star-to-star scatter of each true [X/Fe] about its Galactic trend (dex).
+INTRINSIC_SCATTER_DEX = 0.03
+#: The resulting scatter of [C/N] at fixed mass and composition (dex).
+CN_BASE_SCATTER_DEX = float(np.sqrt(2.0) * INTRINSIC_SCATTER_DEX)
 
 # [X/Fe] = alpha_weight·[α/Fe] + feh_slope·[Fe/H] + zero_point + bulge_offset·(in bulge), per element
 _ELEMENT_RESPONSE: dict[str, tuple[float, float, float, float]] = {
@@ -78,8 +82,28 @@ def draw_element_ratios(
             value = value - 0.25 * dredge_up - np.where(is_giant, 0.1, 0.0)
         elif element == "N":
             value = value + 0.35 * dredge_up + np.where(is_giant, 0.15, 0.0)
-        out[f"{element.lower()}_fe"] = value + rng.normal(0, 0.03, len(fe_h))
+        out[f"{element.lower()}_fe"] = value + rng.normal(0, INTRINSIC_SCATTER_DEX, len(fe_h))
     return out
+
+
+def scatter_mass_tracers(
+    rng: np.random.Generator, c_fe: np.ndarray, n_fe: np.ndarray, is_giant: np.ndarray, scatter_dex: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Widen the [C/N]–mass relation of giants to a total scatter of ``scatter_dex`` (dex) at fixed mass.
+
+    Each giant's [C/Fe] moves by −δ/2 and [N/Fe] by +δ/2, δ ~ N(0, √(scatter² − 0.042²)), so [C/N] moves by −δ
+    and [C/Fe] + [N/Fe] is kept (the CN cycle turns C into N, it does not make either); dwarfs are untouched.
+
+    Returns
+    -------
+    c_fe, n_fe : ndarray
+        The new [C/Fe] and [N/Fe] (dex).
+    delta_cn : ndarray
+        The change of [C/N] of each star (dex; 0 for dwarfs).
+    """
+    extra = np.sqrt(max(scatter_dex**2 - CN_BASE_SCATTER_DEX**2, 0.0))
+    delta = np.where(is_giant, rng.normal(0.0, extra, len(c_fe)), 0.0)
+    return c_fe - 0.5 * delta, n_fe + 0.5 * delta, -delta
 
 
 def observe_element_ratios(

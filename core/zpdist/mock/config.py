@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from zpdist.galactocentric import GalactocentricFrameConfig
+from zpdist.mock.realism import Realism
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class MockConfig:
         Stars per spectra batch: memory is O(spectra_batch × 7514) whatever ``n_stars``.
     frame : GalactocentricFrameConfig
         The frame used to place stars.
+    realism : Realism
+        The realistic mock's parts (docs/method.md §10), all off by default. With the field selection on,
+        ``h_mag_range``, ``low_latitude_deg`` and ``high_latitude_keep`` give way to its fields and limits.
     """
 
     n_stars: int = 30_000
@@ -95,10 +99,14 @@ class MockConfig:
     missing_ak_fraction: float = 0.02
     spectra_batch: int = 2048
     frame: GalactocentricFrameConfig = field(default_factory=GalactocentricFrameConfig)
+    realism: Realism = field(default_factory=Realism)
 
     def to_json(self) -> str:
-        """JSON text of the configuration."""
-        return json.dumps(asdict(self), indent=2)
+        """JSON text of the configuration; ``realism`` appears only when a part is on (the easy mock's is as before)."""
+        data = asdict(self)
+        if not self.realism.enabled:
+            del data["realism"]
+        return json.dumps(data, indent=2)
 
     @classmethod
     def from_dict(cls, data: dict) -> MockConfig:
@@ -110,4 +118,5 @@ class MockConfig:
             frame["v_sun_kms"] = tuple(frame["v_sun_kms"])
         data["frame"] = GalactocentricFrameConfig(**frame)
         data["h_mag_range"] = tuple(data.get("h_mag_range", cls.h_mag_range))
+        data["realism"] = Realism.from_dict(data.get("realism", {}))
         return cls(**data)

@@ -73,7 +73,9 @@ class SpectrumModel:
             widths.append(rng.uniform(*width_range, n_lines))
         self.design = np.array(design_columns).T  # (n_feat, n_lines)
         self.log_tau0 = np.concatenate(log_tau0)
-        self.profiles = _gaussian_profiles(np.concatenate(centres), np.concatenate(widths))
+        self.centres = np.concatenate(centres)  # pixels
+        self.widths = np.concatenate(widths)  # Gaussian σ, pixels
+        self.profiles = _gaussian_profiles(self.centres, self.widths)
         self.profiles_t = self.profiles.T.tocsr()
         self.pixel_noise = 0.8 + 0.5 * rng.random(N_PIXELS)  # fixed per-pixel sensitivity pattern
 
@@ -82,7 +84,13 @@ class SpectrumModel:
         """Number of lines in the list."""
         return len(self.log_tau0)
 
-    def noiseless(self, teff: np.ndarray, logg: np.ndarray, abundances_h: dict[str, np.ndarray]) -> np.ndarray:
+    def noiseless(
+        self,
+        teff: np.ndarray,
+        logg: np.ndarray,
+        abundances_h: dict[str, np.ndarray],
+        shift_pix: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Noise-free normalised spectra, shape (n_stars, 7514), float32.
 
         Parameters
@@ -91,13 +99,35 @@ class SpectrumModel:
             T_eff (K) and log g (dex).
         abundances_h : dict of ndarray
             [Fe/H] and [X/H] (dex) keyed by the names in :data:`FEATURES`.
+        shift_pix : ndarray, optional
+            Per-star shift of every line (pixels; a radial velocity, 1 px = 4.14 km/s): each profile is
+            evaluated at its shifted centre, so a sub-pixel shift is exact.
         """
         labels = np.column_stack(
             [abundances_h[name] for name in FEATURES] + [5040.0 / np.asarray(teff) - 1.0, np.asarray(logg) - 2.5]
         )
         tau = 10.0 ** (labels @ self.design + self.log_tau0)
-        depth = np.asarray(self.profiles_t @ tau.T).T
+        if shift_pix is None:
+            depth = np.asarray(self.profiles_t @ tau.T).T
+        else:
+            depth = self._shifted_depth(tau, np.asarray(shift_pix, float))
         return np.exp(-depth).astype(np.float32)
+
+    def _shifted_depth(self, tau: np.ndarray, shift_pix: np.ndarray, chunk: int = 256) -> np.ndarray:
+        """Σ_l τ_l φ_l(x − δ) per star: the profiles (truncated at ±4σ) evaluated at centres moved by δ (pixels)."""
+        margin = int(np.ceil(np.max(np.abs(shift_pix), initial=0.0))) + 1
+        lo = np.maximum(0, np.floor(self.centres - 4 * self.widths).astype(int) - margin)
+        hi = np.minimum(N_PIXELS - 1, np.ceil(self.centres + 4 * self.widths).astype(int) + margin)
+        lines = np.repeat(np.arange(self.n_lines), hi - lo + 1)
+        pixels = np.arange(len(lines)) - np.repeat(np.cumsum(hi - lo + 1) - (hi - lo + 1), hi - lo + 1) + lo[lines]
+        scatter = sp.csr_matrix((np.ones(len(lines)), (np.arange(len(lines)), pixels)), shape=(len(lines), N_PIXELS))
+        depth = np.empty((len(tau), N_PIXELS))
+        for start in range(0, len(tau), chunk):
+            rows = slice(start, start + chunk)
+            offset = (pixels[None, :] - self.centres[lines][None, :] - shift_pix[rows, None]) / self.widths[lines]
+            values = np.where(np.abs(offset) <= 4.0, tau[rows][:, lines] * np.exp(-0.5 * offset**2), 0.0)
+            depth[rows] = (scatter.T @ values.T).T
+        return depth
 
     def observe(self, rng: np.random.Generator, flux: np.ndarray, snr: np.ndarray) -> np.ndarray:
         """Add Gaussian noise of σ = pixel pattern / SNR and set a random 0.5 % of bad pixels to 1."""
