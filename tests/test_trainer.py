@@ -238,10 +238,12 @@ def test_resuming_an_interrupted_run_gives_the_uninterrupted_summary(small_mock,
 
     with pytest.raises(_Interrupted):
         train(small_mock.allstar, tmp_path / "cut", config, progress=False, log=crash_in_epoch_3)
-    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    assert not (tmp_path / "cut").exists()  # the interrupted run is kept aside, marked incomplete
+    assert torch.load(tmp_path / "cut.incomplete" / "checkpoint.pt", weights_only=True)["epoch"] == 2
     resumed = train(small_mock.allstar, tmp_path / "cut", config, resume=True, progress=False, log=lambda m: None)
     assert len(resumed["history"]) == 4 and resumed["warm_start"] == full["warm_start"]
     assert _without_timings(resumed) == _without_timings(full)
+    assert not (tmp_path / "cut.incomplete").exists() and (tmp_path / "cut" / "checkpoint.pt").exists()
     other = dataclasses.replace(config, batch_size=32)
     with pytest.raises(ConfigError, match="batch_size"):
         train(small_mock.allstar, tmp_path / "cut", other, resume=True, progress=False, log=lambda m: None)

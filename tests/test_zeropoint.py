@@ -1,8 +1,12 @@
-"""Applying a trained offset model to partitioned Parquet with dask (zpdist.zeropoint and `zpdist zeropoint`)."""
+"""Applying a trained offset model to partitioned Parquet with dask (zpdist.zeropoint and `zpdist zeropoint`): the
+exact evaluation against torch, the interpolation table against the exact evaluation."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +22,18 @@ from zpdist.io.tables import TableError
 from zpdist.mock.config import InjectedOffset, MockConfig
 from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
 from zpdist.mock.generate import write_mock
+from zpdist.nn import offset_export
 from zpdist.nn.infer import MODEL_FILE, load_model, save_model
 from zpdist.nn.model import ZeroPointNet
-from zpdist.nn.offset_export import offset_evaluator_from_run
+from zpdist.nn.offset_export import (
+    INTERPOLATION_ROWS,
+    TABLE_PREFIX,
+    NetworkOffsetEvaluator,
+    TabulatedOffsetEvaluator,
+    offset_evaluator_from_run,
+    offset_table_path,
+    tabulated_evaluator_from_run,
+)
 from zpdist.nn.train import TrainConfig, train
 from zpdist.zeropoint import (
     ZEROPOINT_FILE,
@@ -58,12 +71,29 @@ def gaia(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def exact_reference(runs, gaia, tmp_path_factory) -> Path:
+    """The multivariate run applied exactly (no table) with the synchronous scheduler, in batches smaller than a
+    partition."""
+    out = tmp_path_factory.mktemp("zp_exact")
+    config = ZeroPointConfig(mc_samples=30, seed=4, batch_rows=700, mc_block=1000, table_cells=0)
+    apply_offset_model(runs["multivariate"], f"{gaia}/*.parquet", out, config, scheduler="synchronous", **QUIET)
+    return out
+
+
+@pytest.fixture(scope="module")
 def reference(runs, gaia, tmp_path_factory) -> Path:
-    """The multivariate run applied with the synchronous scheduler, in batches smaller than a partition."""
+    """The same through the interpolation table (the default), which it builds and keeps in the run folder."""
     out = tmp_path_factory.mktemp("zp_ref")
     config = ZeroPointConfig(mc_samples=30, seed=4, batch_rows=700, mc_block=1000)
     apply_offset_model(runs["multivariate"], f"{gaia}/*.parquet", out, config, scheduler="synchronous", **QUIET)
     return out
+
+
+@pytest.fixture(scope="module")
+def tabulated(runs, reference) -> TabulatedOffsetEvaluator:
+    """The table the reference job kept in the run folder (T = 30, seed 4, the default grid)."""
+    evaluator, _ = tabulated_evaluator_from_run(runs["multivariate"], 30, 4, (40, 12), 10.0, log=pytest.fail)
+    return evaluator
 
 
 def read(folder: Path) -> dict[str, pd.DataFrame]:
@@ -84,9 +114,9 @@ def deterministic_offset(model: ZeroPointNet, inputs: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_every_row_once_in_order_with_the_models_values(runs, gaia, reference):
+def test_every_row_once_in_order_with_the_models_values(runs, gaia, exact_reference):
     model, _ = load_model(runs["multivariate"], CPU)
-    source, output = read(gaia), read(reference)
+    source, output = read(gaia), read(exact_reference)
     assert list(output) == list(source)
     for name, frame in source.items():
         out = output[name]
@@ -94,17 +124,18 @@ def test_every_row_once_in_order_with_the_models_values(runs, gaia, reference):
         expected = deterministic_offset(model, inputs_of(frame))
         np.testing.assert_array_equal(np.isnan(out["zp_offset"]), np.isnan(expected))
         np.testing.assert_allclose(out["zp_offset"], expected, rtol=1e-5, atol=1e-7, equal_nan=True)
-    record = json.loads((reference / ZEROPOINT_FILE).read_text())
+    record = json.loads((exact_reference / ZEROPOINT_FILE).read_text())
     assert record["status"] == "complete" and record["n_rows"] == 6000 and record["n_files"] == 3
+    assert record["evaluation"] == {"method": "exact"}
     assert record["n_missing_inputs"] == sum(int(np.isnan(inputs_of(f)).any(1).sum()) for f in source.values())
     assert record["config"]["columns"]["teff"] == "teff_val"
 
 
-def test_mc_spread_equals_direct_torch_passes(runs, gaia, reference):
+def test_mc_spread_equals_direct_torch_passes(runs, gaia, exact_reference):
     """The folded-weights evaluation equals torch's MLP with the same dropout masks, pass by pass."""
     model, metadata = load_model(runs["multivariate"], CPU)
     frame = read(gaia)["part-00001.parquet"]
-    out = read(reference)["part-00001.parquet"]
+    out = read(exact_reference)["part-00001.parquet"]
     valid = np.isfinite(inputs_of(frame)).all(1)
     mlp, keep = model.offset, 1.0 - model.config.dropout
     rng = np.random.default_rng(4)
@@ -120,6 +151,140 @@ def test_mc_spread_equals_direct_torch_passes(runs, gaia, reference):
     assert (spread[valid] > 0).all() and np.isnan(spread[~valid]).all()
     level = metadata["summary"]["offset_uas_err_stat"] / 1000
     np.testing.assert_allclose(out["zp_offset_error"][valid], np.hypot(passes.std(1), level), rtol=1e-4)
+
+
+# --- the interpolation table against the exact evaluation ----------------------------------------------------------
+
+#: Stated tolerances (µas): inside the training domain the job's own check (table_tolerance_uas) and, measured
+#: here, far below it for Δϖ; outside the domain, within the table, what the default grid reaches on these models.
+INSIDE_UAS, INSIDE_OFFSET_UAS, TABLE_UAS = 0.5, 0.01, 2.0
+
+
+def differences_uas(approximate: dict, exact: dict, column: str) -> np.ndarray:
+    return np.abs(approximate[column].astype(float) - exact[column]) * 1000.0
+
+
+def test_table_output_equals_the_exact_output_within_tolerance(gaia, reference, exact_reference):
+    record = json.loads((reference / ZEROPOINT_FILE).read_text())
+    evaluation = record["evaluation"]
+    assert evaluation["method"] == "table" and evaluation["nodes_per_input"] == 65
+    inside_errors = evaluation["interpolation_error_uas"]["training_domain"]
+    assert inside_errors["zp_offset"]["max_uas"] < INSIDE_OFFSET_UAS
+    assert 0 < inside_errors["zp_offset_model_error"]["max_uas"] < INSIDE_UAS
+    assert evaluation["table_range"]["teff_val"][0] < 3200 and evaluation["table_range"]["teff_val"][1] > 9500
+    table, exact = read(reference), read(exact_reference)
+    for name, frame in exact.items():
+        out = table[name]
+        assert out["source_id"].equals(frame["source_id"])
+        assert out["zp_outside_training_domain"].equals(frame["zp_outside_training_domain"])
+        np.testing.assert_array_equal(np.isnan(out["zp_offset"]), np.isnan(frame["zp_offset"]))
+        inside = ~frame["zp_outside_training_domain"].to_numpy()
+        assert 20 < inside.sum() < len(frame)  # both kinds of rows are checked
+        for column in ("zp_offset", "zp_offset_model_error", "zp_offset_error"):
+            difference = differences_uas(out, frame, column)
+            assert np.nanmax(difference[inside]) < (INSIDE_OFFSET_UAS if column == "zp_offset" else INSIDE_UAS)
+            assert np.nanmax(difference) < TABLE_UAS
+        assert not np.array_equal(out["zp_offset"], frame["zp_offset"], equal_nan=True)  # the table was used
+
+
+def test_table_on_random_inputs_within_the_stated_error(tabulated):
+    exact = tabulated.exact
+    rng = np.random.default_rng(123)
+    low, high = exact.domain.T
+    inside = rng.uniform(low, high, (20_000, 3))
+    approximate, expected = tabulated.evaluate(inside), exact.evaluate(inside)
+    assert differences_uas(approximate, expected, "zp_offset").max() < INSIDE_OFFSET_UAS
+    assert differences_uas(approximate, expected, "zp_offset_model_error").max() < INSIDE_UAS
+    assert not approximate["zp_outside_training_domain"].any()
+    across = tabulated.inputs_at(rng.uniform(0, tabulated.nodes_per_axis - 1, (20_000, 3)))  # every cell equally
+    approximate, expected = tabulated.evaluate(across), exact.evaluate(across)
+    for column in ("zp_offset", "zp_offset_model_error", "zp_offset_error"):
+        assert differences_uas(approximate, expected, column).max() < TABLE_UAS
+    np.testing.assert_array_equal(approximate["zp_outside_training_domain"], expected["zp_outside_training_domain"])
+    nodes = tabulated.inputs_at(np.array([[0.0, 0.0, 0.0], [30.0, 31.0, 64.0], [64.0, 64.0, 64.0]]))
+    at_nodes, expected = tabulated.evaluate(nodes), exact.evaluate(nodes)
+    np.testing.assert_allclose(at_nodes["zp_offset"], expected["zp_offset"], rtol=1e-5)  # the table's own values
+
+
+def test_rows_beyond_the_table_are_exact_and_missing_inputs_nan(tabulated):
+    exact = tabulated.exact
+    mid = exact.domain.mean(axis=1)
+    reach = tabulated.centre + tabulated.extent * tabulated.half_width
+    rows = np.tile(mid, (6, 1))
+    rows[1, 2] = 40_000.0  # Teff beyond the table
+    rows[2, 0] = reach[0] * 1.01  # G just beyond it
+    rows[3, 1] = -reach[1] * 3
+    rows[4, 2] = np.nan
+    rows[5, 0] = np.inf
+    inputs = np.vstack([rows, np.tile(mid, (INTERPOLATION_ROWS, 1))])  # the block with them is interpolated too
+    approximate, expected = tabulated.evaluate(inputs), exact.evaluate(inputs)
+    for column in ("zp_offset", "zp_offset_model_error", "zp_offset_error"):  # exact, float32 rounding aside
+        np.testing.assert_allclose(approximate[column][1:4], expected[column][1:4], rtol=1e-5)
+        assert np.isnan(approximate[column][4:6]).all()
+    np.testing.assert_array_equal(approximate["zp_outside_training_domain"], expected["zp_outside_training_domain"])
+    assert approximate["zp_outside_training_domain"][1:6].all() and not approximate["zp_outside_training_domain"][0]
+
+
+def test_table_results_independent_of_partitioning_and_batch_size(tabulated):
+    rng = np.random.default_rng(5)
+    n = 50_000
+    inputs = np.column_stack([rng.uniform(3, 21, n), rng.uniform(-0.5, 5, n), rng.uniform(3000, 9000, n)])
+    inputs[::37, 2] = np.nan
+    whole = tabulated.evaluate(inputs)
+    cuts = [0, 1, 999, 16_384, 16_385, 33_000, 50_000]
+    pieces = [tabulated.evaluate(np.ascontiguousarray(inputs[a:b])) for a, b in itertools.pairwise(cuts)]
+    for column, values in whole.items():
+        np.testing.assert_array_equal(np.concatenate([p[column] for p in pieces]), values)
+
+
+def test_table_above_tolerance_is_not_used(runs, gaia, exact_reference, tmp_path):
+    config = ZeroPointConfig(mc_samples=30, seed=4, table_tolerance_uas=1e-9)
+    messages = []
+    record = apply_offset_model(runs["multivariate"], gaia, tmp_path, config, scheduler="synchronous",
+                                progress=False, log=messages.append)  # fmt: skip
+    assert record["evaluation"]["method"] == "exact (table above tolerance)"
+    assert any("above table_tolerance_uas" in m for m in messages)
+    for name, frame in read(tmp_path).items():
+        pd.testing.assert_frame_equal(frame, read(exact_reference)[name])
+
+
+def test_table_kept_in_the_run_folder_and_read_back(runs, tabulated):
+    assert offset_export.MODEL_FILE == MODEL_FILE
+    kept = offset_table_path(runs["multivariate"], 30, 4, (40, 12), 10.0)
+    assert kept.exists() and kept.stat().st_size < 5_000_000
+    assert not list(runs["constant"].glob(f"{TABLE_PREFIX}*"))  # nothing to tabulate
+    again, metadata = TabulatedOffsetEvaluator.load(kept)
+    assert metadata == load_model(runs["multivariate"], CPU)[1]
+    assert isinstance(again.exact, NetworkOffsetEvaluator) and again.errors == tabulated.errors
+    built = TabulatedOffsetEvaluator.tabulate(offset_evaluator_from_run(runs["multivariate"], 30, 4)[0], 40, 12, 10.0)
+    np.testing.assert_array_equal(built.table, again.table)
+    assert built.errors == again.errors
+    points = built.inputs_at(np.random.default_rng(0).uniform(0, 64, (500, 3)))
+    for column, values in built.evaluate(points).items():
+        np.testing.assert_array_equal(again.evaluate(points)[column], values)
+    assert offset_table_path(runs["multivariate"], 30, 5, (40, 12), 10.0) != kept  # other settings, other table
+
+
+def test_an_unreadable_kept_table_is_rebuilt(runs, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / MODEL_FILE).write_bytes((runs["multivariate"] / MODEL_FILE).read_bytes())
+    path = offset_table_path(run, 5, 0, (4, 1), 10.0)
+    path.write_bytes(b"not a table")
+    messages = []
+    rebuilt, _ = tabulated_evaluator_from_run(run, 5, 0, (4, 1), 10.0, log=messages.append)
+    assert rebuilt.nodes_per_axis == 7 and rebuilt.table.shape == (2, 7, 7, 7)
+    assert any(f"{path}: not a readable offset table" in m for m in messages)
+    assert TabulatedOffsetEvaluator.load(path)[0].nodes_per_axis == 7  # written again
+
+
+def test_a_kept_table_is_read_without_torch(runs, tabulated):
+    script = (
+        "import sys; from zpdist.nn.offset_export import tabulated_evaluator_from_run as f; "
+        f"e, m = f({str(runs['multivariate'])!r}, 30, 4, (40, 12), 10.0, log=sys.exit); "
+        "assert type(e).__name__ == 'TabulatedOffsetEvaluator' and 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
 
 
 def test_monte_carlo_reproducible_with_seed(runs, gaia):

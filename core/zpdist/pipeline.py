@@ -16,11 +16,12 @@ from zpdist.catalog import UNITS, build_catalog
 from zpdist.errors import InputError
 from zpdist.galactocentric import GalactocentricFrameConfig
 from zpdist.io.catalog import read_catalog, write_catalog
-from zpdist.io.spectra import SpectraReader
+from zpdist.io.spectra import MAX_NONFINITE_FRACTION, SpectraError, SpectraReader, fill_bad_pixels, nonfinite_rows
 from zpdist.io.tables import read_table
 from zpdist.nn import data
 from zpdist.nn.device import default_mc_rows, resolve_device, resolve_precision
 from zpdist.nn.infer import MCPrediction, load_model, mc_predict
+from zpdist.nn.model import ZeroPointNet
 from zpdist.units import pc_to_kpc, uas_to_mas
 
 #: Spectra rows read from disk per inference step.
@@ -78,16 +79,7 @@ def predict_catalog(
     else:
         if spectra_path is None:
             raise InputError(f"{run_dir}: this is a spectra-mode model; give --spectra FILE")
-        with SpectraReader(spectra_path, expected_rows=len(table)) as reader:
-            has_spectrum = reader.has_spectrum
-            chunks = reader.iter_chunks(SPECTRA_CHUNK_ROWS)
-            total = -(-reader.n_rows // SPECTRA_CHUNK_ROWS)
-            for start, block in tqdm(chunks, total=total, desc="predicting", unit="chunk", disable=not progress):
-                np.nan_to_num(block, copy=False, nan=1.0)
-                rows = np.arange(start, start + len(block))
-                block[~has_spectrum[rows]] = np.nan  # no spectrum: no NN prediction (NaN in the catalog)
-                z = None if offsets is None else offsets[rows]
-                prediction.fill(rows, mc_predict(model, block, z, mc_samples, torch_device, max_rows, precision))
+        _predict_spectra(model, spectra_path, offsets, prediction, mc_samples, torch_device, precision, progress, log)
     catalog = build_catalog(table, prediction, frame, uas_to_mas(meta["summary"]["offset_uas_err_stat"]))
     metadata = {
         "model": {"run_dir": str(Path(run_dir).resolve()), **meta["summary"], "mode": model.config.mode,
@@ -110,6 +102,48 @@ def predict_catalog(
         f"{int(good.sum())} with < 10 % distance error)"
     )
     return path
+
+
+def _predict_spectra(
+    model: ZeroPointNet,
+    spectra_path: str | os.PathLike,
+    offsets: np.ndarray | None,
+    prediction: MCPrediction,
+    mc_samples: int,
+    device: torch.device,
+    precision: str,
+    progress: bool,
+    log: Callable[[str], None],
+) -> None:
+    """Fill ``prediction`` from the spectra streamed in chunks; rows without a spectrum, or whose spectrum is mostly
+    NaN or ±inf (:func:`zpdist.io.spectra.nonfinite_rows`), get none (NaN in the catalog), never a filled-in one.
+
+    Raises
+    ------
+    SpectraError
+        If no row of the file holds a usable spectrum.
+    """
+    n_missing = n_nan = 0
+    with SpectraReader(spectra_path, expected_rows=len(prediction.fakemag)) as reader:
+        has_spectrum = reader.has_spectrum
+        chunks = reader.iter_chunks(SPECTRA_CHUNK_ROWS)
+        total = -(-reader.n_rows // SPECTRA_CHUNK_ROWS)
+        for start, block in tqdm(chunks, total=total, desc="predicting", unit="chunk", disable=not progress):
+            rows = np.arange(start, start + len(block))
+            nan_rows = nonfinite_rows(block) & has_spectrum[rows]
+            missing = nan_rows | ~has_spectrum[rows]
+            n_missing, n_nan = n_missing + int(missing.sum()), n_nan + int(nan_rows.sum())
+            fill_bad_pixels(block)
+            block[missing] = np.nan  # no spectrum: no NN prediction
+            z = None if offsets is None else offsets[rows]
+            prediction.fill(rows, mc_predict(model, block, z, mc_samples, device, default_mc_rows(device), precision))
+    if n_missing == len(has_spectrum):
+        raise SpectraError(
+            f"{spectra_path}: no usable spectrum: of {n_missing} rows, {n_missing - n_nan} are marked without one "
+            f"and {n_nan} have more than {MAX_NONFINITE_FRACTION:.0%} of their pixels NaN or inf"
+        )
+    if n_nan:
+        log(f"{spectra_path}: {n_nan} of {len(has_spectrum)} spectra are NaN: no NN prediction for them")
 
 
 def run_demo(

@@ -107,8 +107,10 @@ def add_spectra_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_spectra(args: argparse.Namespace) -> None:
     from zpdist.continuum import ContinuumConfig
-    from zpdist.ingest.spectra import IngestConfig, ingest_spectra
+    from zpdist.ingest.spectra import IngestConfig, ingest_spectra, sidecar_paths
 
+    for output in (args.out, *sidecar_paths(args.out)):
+        refuse_input_as_output(output, args.table, args.wavelength)
     config = IngestConfig(
         continuum=ContinuumConfig(degree=args.degree),
         bad_bits=args.bad_bits,

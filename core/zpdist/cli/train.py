@@ -60,7 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     add_device(p)
     p.add_argument("--seed", type=nonnegative_int, help=f"random seed (default {d.seed})")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run (RUN_DIR.incomplete/checkpoint.pt) or a finished one (RUN_DIR/checkpoint.pt) "
+        "with the same configuration, table and spectra",
+    )  # fmt: skip
     add_quiet(p)
 
 
@@ -72,14 +76,16 @@ TRAIN_KEYS = (
 
 
 def run(args: argparse.Namespace) -> None:
-    from zpdist.config import CONFIG_FILE, load_config, write_config
+    from zpdist.config import CONFIG_FILE, load_config
     from zpdist.nn.train import train
 
     given = {key: getattr(args, key) for key in TRAIN_KEYS}
     given["label_columns"] = tuple(args.labels.split(",")) if args.labels else None
     config = load_config(args.config).replace("train", **given)
-    train(args.table, args.out, config.train, spectra_path=args.spectra, resume=args.resume, progress=not args.quiet)
-    write_config(config, args.out / CONFIG_FILE)
+    train(
+        args.table, args.out, config.train, spectra_path=args.spectra, resume=args.resume, progress=not args.quiet,
+        settings=config,
+    )  # fmt: skip
     print(f"run written to {args.out} (configuration: {args.out / CONFIG_FILE})")
 
 

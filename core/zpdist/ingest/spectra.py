@@ -24,7 +24,9 @@ Outputs, beside ``spectra.h5`` (for ``--out spectra.h5``):
 
 Files are processed in batches on dask (a local cluster of one single-threaded worker process per core by
 default, or an existing scheduler), with at most two batches per worker thread in flight, so memory stays
-bounded whatever the number of files; the output is written atomically (temporary file, then rename).
+bounded whatever the number of files. The three outputs are written under temporary names beside their
+targets and renamed together at the end, so a failed run leaves an earlier output and its sidecars intact
+and consistent, and no partial file behind.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from zpdist.io.apstar import (
     read_spectrum,
     read_wavelength,
 )
-from zpdist.io.atomic import atomic_path, write_text_atomic
+from zpdist.io.atomic import atomic_paths
 from zpdist.io.spectra import (
     N_APSTAR_PIXELS,
     N_PIXELS,
@@ -342,7 +344,8 @@ def _write_rows(
     has_spectrum: np.ndarray,
     n_bad: np.ndarray,
 ) -> None:
-    """Write the per-row list: the table's identity (or the file's), the file used, and its bad pixels."""
+    """Write the per-row list to ``target``: the table's identity (or the file's), the file used, and its bad
+    pixels."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -359,8 +362,7 @@ def _write_rows(
     columns["file"] = [str(files[i]) if i >= 0 else "" for i in row_file]
     columns["has_spectrum"] = has_spectrum
     columns["n_bad_pixels"] = n_bad
-    with atomic_path(target) as tmp:
-        pq.write_table(pa.table(columns), tmp)
+    pq.write_table(pa.table(columns), target)
 
 
 def ingest_spectra(
@@ -418,34 +420,35 @@ def ingest_spectra(
     _wavelength(config.wavelength_file)  # a bad wavelength file fails here, not in every task
     table_ids, row_file, n_ambiguous, n_unmatched = _match_rows(files, table, log)
     n_rows, file_rows = len(row_file), np.flatnonzero(row_file >= 0)
-    written = _normalise_and_write(out, files, row_file, config, scheduler, n_workers, progress, log)
-    identities, has_spectrum, n_bad = written.identities, written.has_spectrum, written.n_bad
-    unreadable, compute_seconds = written.unreadable, written.compute_seconds
-    mismatched = sum(identity.apogee_id != identify_file(files[i]).apogee_id for i, identity in identities.items())
-    _write_rows(rows_path, files, row_file, table_ids, identities, has_spectrum, n_bad)
-    n_spectra = int(has_spectrum.sum())
-    seconds = time.perf_counter() - started
-    per_thousand = 1000.0 * compute_seconds / len(file_rows) if len(file_rows) else None
-    record = {
-        "zpdist_version": __version__,
-        "output": str(out),
-        "rows_file": str(rows_path),
-        "table": None if table is None else str(table),
-        "sources": [str(s) for s in sources],
-        "config": config.to_dict(),
-        "n_files": len(files),
-        "n_rows": n_rows,
-        "n_with_spectrum": n_spectra,
-        "n_without_spectrum": n_rows - n_spectra,
-        "n_files_matching_no_row": n_unmatched,
-        "n_rows_with_ambiguous_files": n_ambiguous,
-        "n_header_id_differs_from_file_name": int(mismatched),
-        "unreadable": unreadable,
-        "seconds": seconds,
-        "seconds_processing": compute_seconds,
-        "seconds_per_1000_spectra": per_thousand,
-    }
-    write_text_atomic(record_path, json.dumps(record, indent=2))
+    with atomic_paths(out, rows_path, record_path) as (out_tmp, rows_tmp, record_tmp):
+        written = _normalise_and_write(out_tmp, files, row_file, config, scheduler, n_workers, progress, log)
+        identities, has_spectrum, n_bad = written.identities, written.has_spectrum, written.n_bad
+        unreadable, compute_seconds = written.unreadable, written.compute_seconds
+        mismatched = sum(identity.apogee_id != identify_file(files[i]).apogee_id for i, identity in identities.items())
+        _write_rows(rows_tmp, files, row_file, table_ids, identities, has_spectrum, n_bad)
+        n_spectra = int(has_spectrum.sum())
+        seconds = time.perf_counter() - started
+        per_thousand = 1000.0 * compute_seconds / len(file_rows) if len(file_rows) else None
+        record = {
+            "zpdist_version": __version__,
+            "output": str(out),
+            "rows_file": str(rows_path),
+            "table": None if table is None else str(table),
+            "sources": [str(s) for s in sources],
+            "config": config.to_dict(),
+            "n_files": len(files),
+            "n_rows": n_rows,
+            "n_with_spectrum": n_spectra,
+            "n_without_spectrum": n_rows - n_spectra,
+            "n_files_matching_no_row": n_unmatched,
+            "n_rows_with_ambiguous_files": n_ambiguous,
+            "n_header_id_differs_from_file_name": int(mismatched),
+            "unreadable": unreadable,
+            "seconds": seconds,
+            "seconds_processing": compute_seconds,
+            "seconds_per_1000_spectra": per_thousand,
+        }
+        record_tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     for problem in unreadable[:5]:
         log(f"warning: skipped {problem['error']}")
     if mismatched:

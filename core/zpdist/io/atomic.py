@@ -34,6 +34,23 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_paths(*targets: str | os.PathLike) -> Iterator[tuple[Path, ...]]:
+    """Yield one temporary path beside each target; rename them all onto their targets if the block succeeds.
+
+    For outputs that belong together (a file and its sidecars): on any exception every temporary file is
+    removed and every target is left as it was. After the block the renames happen one after the other
+    (each atomic) in reverse order, so the first target, the main output, lands last.
+
+    Parameters
+    ----------
+    *targets : path-like
+        Final locations of the files.
+    """
+    with contextlib.ExitStack() as stack:
+        yield tuple(stack.enter_context(atomic_path(target)) for target in targets)
+
+
 def write_text_atomic(target: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``target`` atomically (UTF-8)."""
     with atomic_path(target) as tmp:

@@ -23,6 +23,28 @@ CHIP_SLICES: tuple[slice, slice, slice] = (slice(246, 3274), slice(3585, 6080), 
 SPECTRA_DATASET = "spectra"
 #: Optional boolean dataset: False for rows without a measured spectrum (written as 1s).
 HAS_SPECTRUM_DATASET = "has_spectrum"
+#: A row with more than this fraction of non-finite pixels (NaN or ±inf) is a missing spectrum, never filled in.
+MAX_NONFINITE_FRACTION = 0.2
+#: The value a bad (non-finite) pixel of a usable spectrum takes: the continuum, as ``zpdist ingest spectra`` writes.
+BAD_PIXEL_VALUE = 1.0
+
+
+def nonfinite_rows(block: np.ndarray) -> np.ndarray:
+    """True for the rows of ``block`` (n, n_pixels) with more than :data:`MAX_NONFINITE_FRACTION` of non-finite pixels.
+
+    Such a row (all-NaN, typically) holds no spectrum: it is missing, as a row whose ``has_spectrum`` is False.
+    """
+    block = np.asarray(block)
+    return (~np.isfinite(block)).sum(axis=1) > MAX_NONFINITE_FRACTION * block.shape[1]
+
+
+def fill_bad_pixels(block: np.ndarray) -> np.ndarray:
+    """Set the non-finite pixels (NaN, ±inf) of ``block`` to :data:`BAD_PIXEL_VALUE` in place; return it.
+
+    Only for rows that hold a spectrum (see :func:`nonfinite_rows`): an isolated bad pixel becomes the
+    continuum, as the bad pixels of ingested spectra are.
+    """
+    return np.nan_to_num(block, copy=False, nan=BAD_PIXEL_VALUE, posinf=BAD_PIXEL_VALUE, neginf=BAD_PIXEL_VALUE)
 
 
 def apstar_wavelength() -> np.ndarray:
@@ -255,6 +277,17 @@ class SpectraReader:
                 f"{self.path}: {HAS_SPECTRUM_DATASET} has shape {flags.shape}, expected ({self.n_rows},)"
             )
         return flags
+
+    def usable_rows(self, batch_rows: int = 4096) -> np.ndarray:
+        """Boolean (n_rows,): True for the rows that hold a spectrum the network may read.
+
+        A row is usable if ``has_spectrum`` says so (or the file does not say) and its pixels are not
+        mostly NaN or ±inf (:func:`nonfinite_rows`), whatever ``has_spectrum`` says: the file is read once.
+        """
+        usable = self.has_spectrum
+        for start, block in self.iter_chunks(batch_rows):
+            usable[start : start + len(block)] &= ~nonfinite_rows(block)
+        return usable
 
     @property
     def attrs(self) -> dict:

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 
 from zpdist.errors import InputError
-from zpdist.io.spectra import SpectraReader
+from zpdist.io.spectra import (
+    MAX_NONFINITE_FRACTION,
+    SpectraError,
+    SpectraReader,
+    fill_bad_pixels,
+    nonfinite_rows,
+)
 from zpdist.photometry import extinction_corrected_mag
 from zpdist.selection import OFFSET_INPUT_COLUMNS
 
@@ -95,17 +101,26 @@ def offset_inputs(table: pd.DataFrame, rows: np.ndarray | None = None) -> np.nda
 def spectra_inputs(spectra_path: str | os.PathLike, n_table_rows: int, rows: np.ndarray) -> np.ndarray:
     """Float32 spectra (len(rows), 7514) of the increasing table rows ``rows``, read in chunks into one array.
 
-    NaN pixels become 1 (the bad-pixel value).
+    Non-finite pixels (NaN, ±inf) become 1, the bad-pixel value (:func:`zpdist.io.spectra.fill_bad_pixels`);
+    ``rows`` should be usable spectra (:meth:`zpdist.io.spectra.SpectraReader.usable_rows`), since a missing
+    spectrum must never be filled in.
 
     Raises
     ------
     ValueError
         If ``rows`` is not strictly increasing.
+    SpectraError
+        If one of the rows is a missing spectrum (:func:`zpdist.io.spectra.nonfinite_rows`).
     """
     rows = np.asarray(rows, dtype=np.int64)
     if np.any(np.diff(rows) <= 0):
         raise ValueError("spectra_inputs needs strictly increasing table rows")
     with SpectraReader(spectra_path, expected_rows=n_table_rows) as reader:
         block = reader.read_rows(rows)
-    np.nan_to_num(block, copy=False, nan=1.0)
-    return block
+    missing = rows[nonfinite_rows(block)]
+    if len(missing):
+        raise SpectraError(
+            f"{spectra_path}: row {missing[0]} (and {len(missing) - 1} more) has no spectrum (more than "
+            f"{MAX_NONFINITE_FRACTION:.0%} of its pixels NaN or ±inf) and cannot be a network input"
+        )
+    return fill_bad_pixels(block)

@@ -267,7 +267,7 @@ class StreamedStars(StarData):
     multiple of the batch size. Each epoch visits the blocks in a random order and shuffles the stars
     within each block (both drawn from the trainer's generator), so every training star is seen once
     per epoch, but the batch order differs from :class:`InMemoryStars`' full shuffle and a run gives
-    different (statistically equivalent) weights than an in-memory run of the same seed. NaN pixels
+    different (statistically equivalent) weights than an in-memory run of the same seed. Non-finite pixels
     become 1 as in :func:`zpdist.nn.data.spectra_inputs`. The statistics are computed in two streaming
     passes over the training stars and equal the in-memory ones bit for bit; the PCA sample is capped at
     one block. Besides the block, :class:`zpdist.io.spectra.SpectraReader` holds one read buffer of

@@ -9,13 +9,14 @@ repeated T times, in batches of about ``max_rows`` star-samples.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from zpdist.errors import FileFormatError
+from zpdist.errors import FileFormatError, MissingInputError
 from zpdist.nn.device import resolve_precision
 from zpdist.nn.model import ModelConfig, ZeroPointNet, enable_mc_dropout, state_dict_from_v1
 
@@ -147,18 +148,72 @@ def load_model(run_dir: str | Path, device: torch.device) -> tuple[ZeroPointNet,
 
     Raises
     ------
-    FileNotFoundError
+    MissingInputError
         If the folder has no ``model.pt``.
     FileFormatError
-        If the file is not a zpdist model (v1 checkpoints are read, their keys mapped to the components).
+        If the file is not a zpdist model, or one whose weights do not fit its configuration; the one-line
+        message names the file and the problem (v1 models are read, their keys mapped to the components).
     """
     path = Path(run_dir) / MODEL_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no trained model here (run `zpdist train --out {run_dir}` first)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") not in (MODEL_FORMAT, V1_FORMAT):
-        raise FileFormatError(f"{path}: not a zpdist model (format {payload.get('format')!r})")
-    state = payload["state_dict"]
-    model = ZeroPointNet(ModelConfig(**payload["model_config"]))
-    model.load_state_dict(state_dict_from_v1(state) if payload["format"] == V1_FORMAT else state)
-    return model.to(device).eval(), json.loads(payload["metadata_json"])
+    if not path.is_file():
+        raise MissingInputError(f"{path}: no trained model here (run `zpdist train --out {run_dir}` first)")
+    payload = read_torch_file(path, "zpdist model")
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found not in (MODEL_FORMAT, V1_FORMAT):
+        raise FileFormatError(f"{path}: not a zpdist model (format {found!r})")
+    try:
+        state = payload["state_dict"]
+        model = ZeroPointNet(ModelConfig(**payload["model_config"]))
+        model.load_state_dict(state_dict_from_v1(state) if found == V1_FORMAT else state)
+        metadata = json.loads(payload["metadata_json"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise FileFormatError(f"{path}: a zpdist model that cannot be loaded: {summarise_error(exc)}") from None
+    return model.to(device).eval(), metadata
+
+
+#: The first bytes of every file ``torch.save`` writes (a zip archive).
+_TORCH_ARCHIVE_MAGIC = b"PK\x03\x04"
+
+
+def read_torch_file(path: Path, what: str) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU, with a one-line error naming the file and the problem.
+
+    torch's own messages (which, for a file holding Python objects, suggest loading it with
+    ``weights_only=False``, i.e. running its code) never reach the user.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    what : str
+        What it should be, for the message (e.g. "zpdist model").
+
+    Raises
+    ------
+    FileFormatError
+        If the file is empty, not a PyTorch archive, truncated or damaged, or holds anything but tensors
+        and plain values.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(len(_TORCH_ARCHIVE_MAGIC))
+    if not head:
+        raise FileFormatError(f"{path}: the {what} file is empty (0 bytes)")
+    if head != _TORCH_ARCHIVE_MAGIC:
+        raise FileFormatError(f"{path}: not a {what}: not a PyTorch archive (it begins with {head!r})")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise FileFormatError(
+            f"{path}: not a {what}: it holds Python objects other than tensors and plain values, which zpdist "
+            "never writes (refused without running them)"
+        ) from None
+    except Exception as exc:  # a cut or damaged archive fails as OSError, RuntimeError, EOFError, IndexError, ...
+        raise FileFormatError(
+            f"{path}: not a readable {what}: the PyTorch archive is truncated or damaged ({type(exc).__name__})"
+        ) from None
+
+
+def summarise_error(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

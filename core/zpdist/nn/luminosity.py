@@ -10,6 +10,7 @@ forward pass calls it with the head's own parameters, and the warm start's likel
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -17,20 +18,65 @@ from torch import nn
 from torch.nn import functional
 
 from zpdist.errors import ConfigError
+from zpdist.nn.device import Scratch, map_blocks, mc_block_rows
 
 #: Width of the features a branch hands to a head.
 N_FEATURES = 64
+#: Pooling width after the spectra branch's second convolution.
+POOL = 4
+#: Bits per Monte-Carlo dropout decision (:func:`keep_masks`).
+MASK_BITS = 16
+
+
+def keep_masks(
+    n_rows: int,
+    widths: tuple[int, ...],
+    p: float,
+    scratch: Scratch,
+    like: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """Dropout keep masks (1 kept, 0 dropped, unscaled) for ``n_rows`` passes through layers of ``widths`` units.
+
+    Each decision compares 16 random bits with round((1 − p) · 2¹⁶), so the rate is p to within 2⁻¹⁷
+    (0.3 becomes 0.300003), and one 64-bit draw of ``generator`` (the global one by default) makes four
+    decisions: ≈ 10× cheaper than ``torch.nn.functional.dropout``'s draws.
+
+    Returns
+    -------
+    tuple of Tensor
+        One (n_rows, width) mask per layer, of the dtype and on the device of ``like``: views into one
+        buffer of ``scratch``.
+    """
+    total = -(-sum(widths) // 4) * 4
+    words = scratch.get("words", (n_rows * total // 4,), torch.int64, like.device)
+    words.random_(-(2**63), None, generator=generator)
+    keep = scratch.get("keep", (n_rows, total), like.dtype, like.device)
+    threshold = round((1.0 - p) * 2**MASK_BITS) - 2 ** (MASK_BITS - 1)
+    torch.lt(words.view(torch.int16).view(n_rows, total), threshold, out=keep)
+    ends = itertools.accumulate(widths)
+    return tuple(keep[:, end - width : end] for end, width in zip(ends, widths, strict=True))
+
+
+def _split(total: int, size: int) -> list[int]:
+    """``total`` as parts of at most ``size``."""
+    return [min(size, total - start) for start in range(0, total, size)]
 
 
 class SpectraBranch(nn.Module):
-    """Conv1D(2, 8) → dropout → Conv1D(4, 8) → MaxPool(4) → dropout → Dense(164) → dropout → Dense(64)."""
+    """Conv1D(2, 8) → dropout → Conv1D(4, 8) → MaxPool(4) → dropout → Dense(164) → dropout → Dense(64).
+
+    The second convolution and its pooling run as one stride-4 convolution (:meth:`pooled_conv`).
+    Monte-Carlo passes without gradients (:meth:`sample_body`) draw their dropout masks 16 bits at a time
+    (:func:`keep_masks`) and apply them as multiplications, the scale 1/(1 − p) folded into the weights,
+    in blocks of rows that stay in the cache (:meth:`masked_body`).
+    """
 
     def __init__(self, n_pixels: int, dropout: float):
         super().__init__()
         self.conv1 = nn.Conv1d(1, 2, kernel_size=8)
         self.conv2 = nn.Conv1d(2, 4, kernel_size=8)
-        self.pool = nn.MaxPool1d(4)
-        n_flat = 4 * ((n_pixels - 14) // 4)
+        n_flat = 4 * ((n_pixels - 14) // POOL)
         self.dense1 = nn.Linear(n_flat, 164)
         self.dense2 = nn.Linear(164, N_FEATURES)
         self.dropout = nn.Dropout(dropout)
@@ -39,12 +85,130 @@ class SpectraBranch(nn.Module):
         """Deterministic part: the first convolution (N, 7514) → (N, 2, 7507)."""
         return torch.relu(self.conv1(x.unsqueeze(1)))
 
+    def pooled_conv(self, x: torch.Tensor, input_scale: float = 1.0, scratch: Scratch | None = None) -> torch.Tensor:
+        """MaxPool(4) of Conv1D(4, 8) of ``input_scale`` · x, before the ReLU (which commutes with the pooling).
+
+        One stride-4 convolution with 16 output channels, channel 4r + o being filter o at the positions
+        4j + r (its kernel shifted by r in an 11-wide window), so the pooling is a maximum over the four
+        phases r. It runs channels-last, the layout of oneDNN and cuDNN: the 2 → 4-channel convolution
+        runs far below the matmul rate, and this form gives its numbers, up to float rounding, ≈ 10×
+        faster forward and backward.
+
+        Parameters
+        ----------
+        x : Tensor, shape (M, L, 2)
+            The convolution's input, positions first (channels last).
+        input_scale : float
+        scratch : Scratch, optional
+            Where the results go: with one, no gradients; without, fresh tensors.
+
+        Returns
+        -------
+        Tensor, shape (M, 4, (L − 7) // 4)
+        """
+        rows, length, channels = x.shape
+        weight = (self.conv2.weight * input_scale).to(x.dtype)
+        phases = torch.cat([functional.pad(weight, (r, POOL - 1 - r)) for r in range(POOL)]).unsqueeze(2)
+        bias = self.conv2.bias.to(x.dtype).repeat(POOL)
+        y = functional.conv2d(x.view(rows, 1, length, channels).permute(0, 3, 1, 2), phases, bias, stride=(1, POOL))
+        y = y.permute(0, 2, 3, 1).flatten(1, 2)  # (M, n_pool, 16): a view of the channels-last result
+        (n_pool, width), filters = y.shape[1:], self.conv2.out_channels
+        if scratch is None:
+            pairs = torch.maximum(y[..., : width // 2], y[..., width // 2 :])
+            return torch.maximum(pairs[..., :filters], pairs[..., filters:]).transpose(1, 2)
+        like = {"dtype": y.dtype, "device": y.device}
+        pairs = scratch.get("pairs", (rows, n_pool, width // 2), **like)
+        torch.maximum(y[..., : width // 2], y[..., width // 2 :], out=pairs)
+        pooled = scratch.get("pooled", (rows, filters, n_pool), **like)
+        torch.maximum(pairs[..., :filters], pairs[..., filters:], out=pooled.transpose(1, 2))
+        return pooled
+
     def body(self, h: torch.Tensor) -> torch.Tensor:
-        """Stochastic part: stem output → (N, 64) features."""
-        h = torch.relu(self.conv2(self.dropout(h)))
-        h = self.dropout(self.pool(h).flatten(1))
-        h = self.dropout(torch.relu(self.dense1(h)))
-        return torch.relu(self.dense2(h))
+        """Stochastic part: stem output (N, 2, L) → (N, 64) features."""
+        x = self.dropout(h).transpose(1, 2).contiguous()
+        x = self.dropout(torch.relu(self.pooled_conv(x)).flatten(1))
+        x = self.dropout(torch.relu(self.dense1(x)))
+        return torch.relu(self.dense2(x))
+
+    def draw_masks(
+        self, h: torch.Tensor, n_samples: int, scratch: Scratch | None = None, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keep masks (0 or 1, in h's dtype) of the three dropout layers for ``n_samples`` passes of each star of h.
+
+        Returns
+        -------
+        tuple of Tensor
+            Shapes (M, 2, L), (M, n_flat) and (M, 164) for the M = len(h) · n_samples passes, h being
+            the stem's output of shape (len(h), 2, L). The first is laid out positions first, as
+            :meth:`masked_body` uses it.
+        """
+        rows, (channels, length) = len(h) * n_samples, h.shape[1:]
+        widths = (length * channels, self.dense1.in_features, self.dense1.out_features)
+        first, pooled, hidden = keep_masks(rows, widths, self.dropout.p, scratch or Scratch(), h, generator)
+        return first.unflatten(1, (length, channels)).transpose(1, 2), pooled, hidden
+
+    @torch.no_grad()
+    def masked_body(
+        self, h: torch.Tensor, masks: tuple[torch.Tensor, ...], n_samples: int, scratch: Scratch | None = None
+    ) -> torch.Tensor:
+        """:meth:`body` with ``masks`` (:meth:`draw_masks`) in place of the dropout layers, in h's dtype, no gradients.
+
+        Parameters
+        ----------
+        h : Tensor, shape (N, 2, L)
+            Stem output of N stars.
+        masks : tuple of Tensor
+            Keep masks for the N · n_samples passes, the passes of a star consecutive.
+        n_samples : int
+        scratch : Scratch, optional
+            Where the intermediate results go (fresh memory without).
+
+        Returns
+        -------
+        Tensor, shape (N · n_samples, 64)
+        """
+        scratch, (first, pooled_keep, hidden_keep) = scratch or Scratch(), masks
+        (n, channels, length), like = h.shape, {"dtype": h.dtype, "device": h.device}
+        rows, scale = n * n_samples, 1.0 / (1.0 - self.dropout.p)
+        x = scratch.get("x", (n, n_samples, length, channels), **like)
+        torch.mul(first.transpose(1, 2).unflatten(0, (n, n_samples)), h.transpose(1, 2).unsqueeze(1), out=x)
+        x = self.pooled_conv(x.flatten(0, 1), scale, scratch).relu_().flatten(1).mul_(pooled_keep)
+        (w1, b1), (w2, b2) = (
+            (layer.weight.T.to(h.dtype), layer.bias.to(h.dtype)) for layer in (self.dense1, self.dense2)
+        )
+        hidden = scratch.get("hidden", (rows, self.dense1.out_features), **like)
+        x = torch.addmm(b1, x, w1, alpha=scale, out=hidden).relu_().mul_(hidden_keep)
+        return torch.addmm(b2, x, w2, alpha=scale).relu_()
+
+    def sample_body(self, h: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """``n_samples`` passes of :meth:`body` per star: (N, 2, L) → (N · n_samples, 64), a star's passes in a row.
+
+        With dropout active and gradients off, the passes run through :meth:`masked_body` in blocks of
+        :func:`zpdist.nn.device.mc_block_rows` rows, in the autocast dtype if autocast is on; otherwise
+        through :meth:`body` (with dropout off every pass is the same).
+        """
+        if n_samples == 1:
+            return self.body(h)
+        if not self.dropout.training:
+            return self.body(h).repeat_interleave(n_samples, dim=0)
+        if torch.is_grad_enabled():
+            return self.body(h.repeat_interleave(n_samples, dim=0))
+        device = h.device.type
+        h = h.to(torch.get_autocast_dtype(device)) if torch.is_autocast_enabled(device) else h
+        block = mc_block_rows(h.device)
+        jobs = [
+            (stars, passes)
+            for stars in h.split(max(1, block // n_samples))
+            for passes in (_split(n_samples, block) if len(stars) == 1 else [n_samples])
+        ]
+        seeds = torch.randint(2**62, (len(jobs),)).tolist()  # from the global generator: reproducible
+
+        def passes_of(job: tuple[tuple[torch.Tensor, int], int], scratch: Scratch) -> torch.Tensor:
+            (stars, passes), seed = job
+            generator = torch.Generator(h.device).manual_seed(seed)
+            return self.masked_body(stars, self.draw_masks(stars, passes, scratch, generator), passes, scratch)
+
+        return torch.cat(map_blocks(passes_of, list(zip(jobs, seeds, strict=True)), h.device))
 
 
 class LabelsBranch(nn.Module):
@@ -65,6 +229,10 @@ class LabelsBranch(nn.Module):
         """Stochastic part: stem output → (N, 64) features."""
         h = self.dropout(torch.relu(self.dense2(self.dropout(h))))
         return torch.relu(self.dense3(h))
+
+    def sample_body(self, h: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """``n_samples`` passes of :meth:`body` per star: (N, 128) → (N · n_samples, 64), a star's passes in a row."""
+        return self.body(h.repeat_interleave(n_samples, dim=0) if n_samples > 1 else h)
 
 
 #: The input branches by their ``ModelConfig.mode`` name.

@@ -167,12 +167,13 @@ class ZeroPointNet(nn.Module):
         """Sum of squared weights (for the L2 term), biases and the offset excluded."""
         return sum((p**2).sum() for name, p in self.named_parameters() if name.endswith("weight"))
 
-    def _body(self, h: torch.Tensor, body_dtype: torch.dtype | None) -> torch.Tensor:
-        """The branch's stochastic body, under autocast to ``body_dtype`` when given; float32 out."""
+    def _body(self, h: torch.Tensor, n_samples: int, body_dtype: torch.dtype | None) -> torch.Tensor:
+        """``n_samples`` passes of the branch's stochastic body per star, under autocast to ``body_dtype`` when
+        given; float32 out."""
         if body_dtype is None:
-            return self.branch.body(h)
+            return self.branch.sample_body(h, n_samples)
         with torch.autocast(h.device.type, dtype=body_dtype):
-            return self.branch.body(h).float()
+            return self.branch.sample_body(h, n_samples).float()
 
     def forward(
         self,
@@ -207,9 +208,7 @@ class ZeroPointNet(nn.Module):
         standardised = self.standardise(inputs)
         h = self.branch.stem(standardised)
         linear_inputs = self.head.linear_inputs(standardised)
-        if n_samples > 1:
-            h = h.repeat_interleave(n_samples, dim=0)
-        fakemag, log_var = self.head(self._body(h, body_dtype), linear_inputs, n_samples)
+        fakemag, log_var = self.head(self._body(h, n_samples, body_dtype), linear_inputs, n_samples)
         offset = self.offset(offset_inputs, n, n_samples)
         outputs = {"fakemag": fakemag, "log_var": log_var, "offset": offset}
         if n_samples > 1:

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from zpdist.errors import InputError
 from zpdist.nn.batch import Batch
 from zpdist.nn.device import default_mc_rows
 from zpdist.nn.infer import mc_predict
 from zpdist.nn.model import ZeroPointNet
 from zpdist.units import mas_to_uas
+
+#: Largest condition number of the level fit's normal equations (1/√ε of float64): beyond it they are singular.
+_MAX_CONDITION = 1.0 / np.sqrt(np.finfo(float).eps)
 
 
 @dataclass
@@ -70,14 +74,34 @@ def fit_offset_level(
         Network parallax (offset excluded) and the error the likelihood assigns to it (mas).
     parallax, parallax_error : ndarray
         Gaia parallax and error (mas).
+
+    Raises
+    ------
+    InputError
+        If fewer than 2 stars have finite values, or the network parallaxes cannot separate the level from
+        the scale (all equal, or so spread that the normal equations are singular): the network has diverged.
     """
     ok = (
         np.isfinite(offset) & np.isfinite(parallax_nn) & np.isfinite(parallax) & np.isfinite(parallax_error)
         & np.isfinite(parallax_nn_error)
     )  # fmt: skip
-    design = np.column_stack([np.ones(ok.sum()), parallax_nn[ok]])
+    n_ok = int(ok.sum())
+    if n_ok < 2:
+        raise InputError(
+            f"the offset's level cannot be fitted: {n_ok} of {len(ok)} stars have a finite network parallax, "
+            "offset and error (the network's output is not finite: training diverged)"
+        )
+    design = np.column_stack([np.ones(n_ok), parallax_nn[ok]])
     weight = 1.0 / (parallax_error[ok] ** 2 + parallax_nn_error[ok] ** 2)
-    covariance = np.linalg.inv(design.T @ (design * weight[:, None]))
+    fisher = design.T @ (design * weight[:, None])
+    if not np.isfinite(fisher).all() or np.linalg.cond(fisher) > _MAX_CONDITION:
+        raise InputError(
+            f"the offset's level cannot be fitted: the network parallaxes of the {n_ok} stars (from "
+            f"{np.min(parallax_nn[ok]):.3g} to {np.max(parallax_nn[ok]):.3g} mas) cannot separate it from the "
+            "luminosity scale (the network has collapsed or diverged); train longer, with a smaller learning rate, "
+            "or check the inputs"
+        )
+    covariance = np.linalg.inv(fisher)
     shift, scale = covariance @ (design.T @ (weight * (parallax[ok] - offset[ok])))
     return OffsetLevelFit(float(shift), float(scale), covariance)
 

@@ -2,14 +2,18 @@
 the offset summary into a run folder.
 
 A run folder holds ``model.pt`` (best weights, ``torch.load(..., weights_only=True)``-safe),
-``checkpoint.pt`` (everything needed by ``--resume``, written atomically every epoch),
-``train_config.json`` and ``summary.json`` (the fitted offset with its errors and the cut counts).
-The data (:mod:`zpdist.nn.datamodule`), the loop (:mod:`zpdist.nn.trainer`) and what happens around
-it (:mod:`zpdist.nn.callbacks`) live in their own modules.
+``checkpoint.pt`` (everything needed by ``--resume``), ``train_config.json``, ``summary.json`` (the fitted
+offset with its errors and the cut counts) and ``zpdist.toml`` (the configuration tree). A run is written
+into a sibling folder ``RUN_DIR.incomplete`` (its checkpoint after every epoch, atomically) and its files
+are moved into ``RUN_DIR`` only once it has ended, so a failed or interrupted run never leaves ``RUN_DIR``
+half-made or mixes two runs' files; ``--resume`` continues from the incomplete run's checkpoint, else from
+the finished run's. The data (:mod:`zpdist.nn.datamodule`), the loop (:mod:`zpdist.nn.trainer`) and what
+happens around it (:mod:`zpdist.nn.callbacks`) live in their own modules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -22,13 +26,14 @@ import pandas as pd
 import torch
 
 from zpdist import __version__
-from zpdist.config import TrainConfig
-from zpdist.errors import InputError
+from zpdist.config import CONFIG_FILE as SETTINGS_FILE
+from zpdist.config import TrainConfig, ZpdistConfig, write_config
+from zpdist.errors import InputError, OutputError
 from zpdist.io.atomic import write_text_atomic
-from zpdist.io.spectra import SpectraReader
+from zpdist.io.spectra import MAX_NONFINITE_FRACTION, SpectraError, SpectraReader
 from zpdist.io.tables import TableError, read_table
 from zpdist.nn import data
-from zpdist.nn.callbacks import Checkpoint, EarlyStopping, LearningRateSchedule, Progress
+from zpdist.nn.callbacks import Checkpoint, EarlyStopping, LearningRateSchedule, Progress, file_fingerprint
 from zpdist.nn.datamodule import StarData, star_data
 from zpdist.nn.device import resolve_device
 from zpdist.nn.infer import MODEL_FILE, save_model
@@ -38,6 +43,7 @@ from zpdist.nn.trainer import Trainer, TrainState
 from zpdist.nn.warm_start import parameter_groups, warm_start_log_linear
 from zpdist.selection import (
     OFFSET_INPUT_COLUMNS,
+    Cut,
     CutResult,
     apply_cuts,
     format_report,
@@ -48,24 +54,63 @@ from zpdist.selection import (
 CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "train_config.json"
+#: The files of a run folder, in the order they are moved into it when the run ends (the model last).
+RUN_FILES = (CHECKPOINT_FILE, SUMMARY_FILE, CONFIG_FILE, SETTINGS_FILE, MODEL_FILE)
+#: Suffix of the folder a run is written into until it ends (``RUN_DIR.incomplete``).
+INCOMPLETE_SUFFIX = ".incomplete"
+#: Name of the cut that removes spectra rows which are mostly NaN or ±inf.
+NAN_SPECTRA_CUT = f"spectrum not NaN (at most {MAX_NONFINITE_FRACTION:.0%} of pixels NaN or inf)"
+
+
+def _read_training_table(table_path: Path, log: Callable[[str], None]) -> pd.DataFrame:
+    """The table with ``k_corr``; refused without a usable Gaia parallax and its error."""
+    table = read_table(table_path, required=("k",), require_gaia=True)
+    column = table.attrs["column_map"]["parallax"]
+    if "parallax_error" not in table:
+        raise TableError(f"{table_path}: no parallax error column {column}_ERROR beside {column}; training needs σϖ")
+    if not np.isfinite(table["parallax"].to_numpy(float)).any():
+        raise TableError(f"{table_path}: column {column} has no valid parallax (all missing/NaN)")
+    table = data.add_corrected_k(table)
+    n_flagged = int(table["ak_flag"].sum())
+    if n_flagged:
+        log(f"A_K missing or negative for {n_flagged} of {len(table)} stars: used A_K = 0 (flagged)")
+    return table
+
+
+def _mark_spectra(table: pd.DataFrame, spectra_path: Path, log: Callable[[str], None]) -> list[Cut]:
+    """Add ``has_spectrum`` (the file's word) and ``spectrum_not_nan`` (the data's) to ``table``, NaN where false;
+    return the cut on the latter. A row that is mostly NaN or ±inf is missing whatever the file says.
+
+    Raises
+    ------
+    SpectraError
+        If the file has no usable spectrum at all.
+    """
+    with SpectraReader(spectra_path, expected_rows=len(table)) as reader:
+        present = reader.has_spectrum
+        usable = reader.usable_rows()
+    n_nan = int((present & ~usable).sum())
+    if not usable.any():
+        raise SpectraError(
+            f"{spectra_path}: no usable spectrum: of {len(table)} rows, {int((~present).sum())} are marked without "
+            f"one and {n_nan} have more than {MAX_NONFINITE_FRACTION:.0%} of their pixels NaN or inf"
+        )
+    if n_nan:
+        log(f"{spectra_path}: {n_nan} of {len(table)} spectra are NaN (treated as missing, never filled in)")
+    table["has_spectrum"] = np.where(present, 1.0, np.nan)
+    table["spectrum_not_nan"] = np.where(usable | ~present, 1.0, np.nan)
+    return [Cut(NAN_SPECTRA_CUT, ("spectrum_not_nan",), lambda t: np.isfinite(t["spectrum_not_nan"].to_numpy()))]
 
 
 def _prepare_table(
     table_path: Path, config: TrainConfig, log: Callable[[str], None], spectra_path: Path | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, list[CutResult]]:
     """The table with ``k_corr`` (and ``has_spectrum`` in spectra mode), the rows that pass the cuts, the cut report."""
-    table = read_table(table_path, required=("k",), require_gaia=True)
-    if not np.isfinite(table["parallax"].to_numpy(float)).any():
-        column = table.attrs["column_map"]["parallax"]
-        raise TableError(f"{table_path}: column {column} has no valid parallax (all missing/NaN)")
-    table = data.add_corrected_k(table)
-    n_flagged = int(table["ak_flag"].sum())
-    if n_flagged:
-        log(f"A_K missing or negative for {n_flagged} of {len(table)} stars: used A_K = 0 (flagged)")
+    table = _read_training_table(table_path, log)
     extra: tuple[str, ...] = ()
+    nan_spectra: list[Cut] = []
     if config.mode == "spectra":
-        with SpectraReader(spectra_path, expected_rows=len(table)) as reader:  # shape check before any work
-            table["has_spectrum"] = np.where(reader.has_spectrum, 1.0, np.nan)
+        nan_spectra = _mark_spectra(table, spectra_path, log)
         extra += ("has_spectrum",)
     if config.mode == "labels":
         extra += data.choose_label_columns(table, config.label_columns)
@@ -74,7 +119,7 @@ def _prepare_table(
         if missing:
             raise TableError(f"{table_path}: the multivariate offset model needs column(s) {', '.join(missing)}")
         extra += tuple(c for c in OFFSET_INPUT_COLUMNS if c not in extra)
-    cuts = training_cuts(config.cuts, extra, "valid network inputs")
+    cuts = training_cuts(config.cuts, extra, "valid network inputs") + nan_spectra
     keep, report = apply_cuts(table, cuts)
     log(format_report(report, len(table)))
     require_nonempty(keep, report, str(table_path))
@@ -99,18 +144,84 @@ def _build_model(config: TrainConfig, stars: StarData) -> ZeroPointNet:
 
 
 def _trainer(
-    model: ZeroPointNet, stars: StarData, config: TrainConfig, out_dir: Path, progress: bool, log: Callable[[str], None]
-) -> tuple[Trainer, Checkpoint]:
-    """Adam with the paper's schedule, early stopping, progress and a checkpoint in ``out_dir``."""
+    model: ZeroPointNet,
+    stars: StarData,
+    config: TrainConfig,
+    checkpoint: Checkpoint,
+    progress: bool,
+    log: Callable[[str], None],
+) -> Trainer:
+    """Adam with the paper's schedule, early stopping, progress and ``checkpoint`` (last)."""
     optimiser = torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate)
-    checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, config)
     callbacks = [
         LearningRateSchedule(optimiser, config.lr_factor, config.lr_patience),
         EarlyStopping(config.early_stopping_patience),
         Progress(progress, log),
         checkpoint,
     ]
-    return Trainer(model, optimiser, stars, callbacks, config.epochs, config.l2, config.seed), checkpoint
+    return Trainer(model, optimiser, stars, callbacks, config.epochs, config.l2, config.seed)
+
+
+def incomplete_folder(out_dir: str | os.PathLike) -> Path:
+    """The folder a run is written into until it ends: ``RUN_DIR.incomplete``, beside ``RUN_DIR``.
+
+    Raises
+    ------
+    OutputError
+        If ``out_dir`` or that folder exists and is not a folder, or ``out_dir`` is the file system's root.
+    """
+    out_dir = Path(out_dir)
+    resolved = out_dir.resolve()
+    if not resolved.name:
+        raise OutputError(f"{out_dir}: a run folder cannot be the root of the file system")
+    staging = resolved.with_name(resolved.name + INCOMPLETE_SUFFIX)
+    for folder in (out_dir, staging):
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{folder}: exists and is not a folder; choose another --out")
+    return staging
+
+
+def _clear(staging: Path, keep_checkpoint: bool = False) -> None:
+    """Remove the run files from an incomplete run's folder, and the folder itself unless something is left."""
+    for name in RUN_FILES:
+        if not (keep_checkpoint and name == CHECKPOINT_FILE):
+            (staging / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: the checkpoint kept, or files that are not zpdist's
+        staging.rmdir()
+
+
+def _resume_source(staging: Path, out_dir: Path, log: Callable[[str], None]) -> Path | None:
+    """The checkpoint ``--resume`` continues from: the incomplete run's, else the finished run's, else None."""
+    for folder in (staging, out_dir):
+        if (folder / CHECKPOINT_FILE).is_file():
+            return folder / CHECKPOINT_FILE
+    log(f"no checkpoint in {out_dir} or {staging}: training from the start")
+    return None
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Move the finished run's files from ``staging`` into ``out_dir`` (each rename atomic, the model last)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        if (staging / name).is_file():
+            os.replace(staging / name, out_dir / name)
+    _clear(staging)
+
+
+def _fit(
+    trainer: Trainer, checkpoint: Checkpoint, source: Path | None, config: TrainConfig, log: Callable[[str], None]
+) -> tuple[TrainState, float]:
+    """Restore ``source`` (or warm-start the model), then run the epochs: the final state and the time taken (s)."""
+    if source is not None:
+        checkpoint.restore(trainer, source)
+        log(f"resuming from epoch {trainer.state.epoch} of {source}")
+    elif config.warm_start and trainer.model.can_warm_start:
+        warm = warm_start_log_linear(trainer.model, trainer.data.train_stars(), log=log)
+        val_loss = trainer.set_warm_start(asdict(warm))
+        log(f"epoch 0 (warm start): val {val_loss:.4f}")
+    started = time.perf_counter()
+    state = trainer.fit()
+    return state, time.perf_counter() - started
 
 
 def train(
@@ -121,8 +232,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    settings: ZpdistConfig | None = None,
 ) -> dict:
     """Train the network and fit the zero-point; write the run folder; return the summary.
+
+    The run is written into ``RUN_DIR.incomplete`` (:func:`incomplete_folder`) and its files moved into
+    ``out_dir`` when it ends; if it fails, ``out_dir`` is as it was, and the incomplete folder is removed
+    unless it holds a checkpoint for ``resume`` (the log says so).
 
     Parameters
     ----------
@@ -134,11 +250,15 @@ def train(
     spectra_path : path-like, optional
         HDF5 spectra row-aligned with the table (needed in spectra mode).
     resume : bool
-        Continue from ``out_dir/checkpoint.pt`` if present.
+        Continue from the checkpoint of the interrupted run (``RUN_DIR.incomplete/checkpoint.pt``), else from
+        ``out_dir/checkpoint.pt``, if either exists; refused if it was written with another configuration
+        (``epochs`` aside), table or spectra file.
     progress : bool
         Show progress bars.
     log : callable
         Where messages (cut table, epoch results) go.
+    settings : ZpdistConfig, optional
+        The configuration tree saved as ``zpdist.toml``; default: the defaults with ``config`` as ``[train]``.
 
     Returns
     -------
@@ -148,6 +268,7 @@ def train(
     table_path, out_dir = Path(table_path), Path(out_dir)
     if config.mode == "spectra" and spectra_path is None:
         raise InputError("spectra mode needs --spectra FILE (or use --mode labels)")
+    staging = incomplete_folder(out_dir)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     table, keep, report = _prepare_table(table_path, config, log, spectra_path)
@@ -156,33 +277,38 @@ def train(
         table, np.flatnonzero(keep), config, device, label_columns, spectra_path, config.max_memory_gb, log
     )
     model = _build_model(config, stars)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trainer, checkpoint = _trainer(model, stars, config, out_dir, progress, log)
-    if resume and checkpoint.path.exists():
-        checkpoint.restore(trainer)
-        log(f"resuming from epoch {trainer.state.epoch} of {checkpoint.path}")
-    elif config.warm_start and model.can_warm_start:
-        warm = warm_start_log_linear(model, stars.train_stars(), log=log)
-        val_loss = trainer.set_warm_start(asdict(warm))
-        log(f"epoch 0 (warm start): val {val_loss:.4f}")
-    started = time.perf_counter()
-    state = trainer.fit()
-    train_seconds = time.perf_counter() - started
-
-    offset = offset_summary(
-        model, stars.all_stars(), device, config.fit_mc_samples, config.offset_mc_passes, config.seed,
-        astrometry=(stars.k_corr, stars.parallax, stars.parallax_error),
-    )  # fmt: skip
-    summary = {
-        **offset,
-        **_run_summary(table, stars, config, state, report, label_columns, device),
-        "train_seconds": train_seconds,
-        "table": str(table_path),
-        "spectra": None if spectra_path is None else str(spectra_path),
-        "zpdist_version": __version__,
-        "torch_version": torch.__version__,
-    }
-    _write_run(out_dir, model, summary, list(offset), config, stars)
+    inputs = {"table": file_fingerprint(table_path)}
+    if config.mode == "spectra":
+        inputs["spectra"] = file_fingerprint(spectra_path)
+    checkpoint = Checkpoint(staging / CHECKPOINT_FILE, config, inputs)
+    trainer = _trainer(model, stars, config, checkpoint, progress, log)
+    source = _resume_source(staging, out_dir, log) if resume else None
+    if source is None:
+        _clear(staging)  # a new run: an earlier incomplete one is abandoned
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        state, train_seconds = _fit(trainer, checkpoint, source, config, log)
+        offset = offset_summary(
+            model, stars.all_stars(), device, config.fit_mc_samples, config.offset_mc_passes, config.seed,
+            astrometry=(stars.k_corr, stars.parallax, stars.parallax_error),
+        )  # fmt: skip
+        summary = {
+            **offset,
+            **_run_summary(table, stars, config, state, report, label_columns, device),
+            "train_seconds": train_seconds,
+            "table": str(table_path),
+            "spectra": None if spectra_path is None else str(spectra_path),
+            "zpdist_version": __version__,
+            "torch_version": torch.__version__,
+        }
+        settings = settings or ZpdistConfig(training=config.cuts, train=config)
+        _write_run(staging, model, summary, list(offset), config, stars, settings)
+    except BaseException:
+        _clear(staging, keep_checkpoint=True)
+        if (staging / CHECKPOINT_FILE).exists():
+            log(f"run incomplete: {out_dir} is unchanged; {staging} keeps the last checkpoint for --resume")
+        raise
+    _publish(staging, out_dir)
     log(
         f"zero-point offset: {summary['offset_uas']:.1f} ± {summary['offset_uas_err']:.1f} µas "
         f"(stat {summary['offset_uas_err_stat']:.1f}, MC {summary['offset_uas_err_mc']:.1f}); "
@@ -192,18 +318,25 @@ def train(
 
 
 def _write_run(
-    out_dir: Path, model: ZeroPointNet, summary: dict, offset_keys: list[str], config: TrainConfig, stars: StarData
+    folder: Path,
+    model: ZeroPointNet,
+    summary: dict,
+    offset_keys: list[str],
+    config: TrainConfig,
+    stars: StarData,
+    settings: ZpdistConfig,
 ) -> None:
-    """Write ``model.pt`` (best weights and what predict needs to know), ``summary.json`` and ``train_config.json``,
-    each atomically and only once training has ended, so a failed run never leaves them out of step."""
+    """Write ``model.pt`` (best weights and what predict needs to know), ``summary.json``, ``train_config.json``
+    and ``zpdist.toml`` into ``folder``, each atomically and only once training has ended."""
     metadata = {
         "label_columns": summary["label_columns"], "train": config.to_dict(),
         "summary": {k: summary[k] for k in offset_keys},
         "offset_input_range": stars.offset_input_range(),  # the training stars' G, BP-RP, Teff domain
     }  # fmt: skip
-    save_model(out_dir / MODEL_FILE, model.cpu(), metadata)
-    write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
-    write_text_atomic(out_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
+    save_model(folder / MODEL_FILE, model.cpu(), metadata)
+    write_text_atomic(folder / SUMMARY_FILE, json.dumps(summary, indent=2))
+    write_text_atomic(folder / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
+    write_config(settings, folder / SETTINGS_FILE)
 
 
 def _run_summary(

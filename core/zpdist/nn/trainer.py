@@ -17,12 +17,24 @@ from dataclasses import dataclass, field
 
 import torch
 
+from zpdist.errors import InputError
 from zpdist.nn.batch import Batch
 from zpdist.nn.callbacks import Callback
 from zpdist.nn.datamodule import StarData
 from zpdist.nn.loss import mean_parallax_nll
 from zpdist.nn.model import ZeroPointNet, enable_mc_dropout
 from zpdist.units import mas_to_uas
+
+
+class NonFiniteLossError(InputError):
+    """The training or validation loss became NaN or ±inf: training stops, the message says where and why."""
+
+
+#: What usually makes the loss non-finite, for the message of :class:`NonFiniteLossError`.
+_LIKELY_CAUSES = (
+    "likely causes: a learning rate too high for these data, inputs with extreme values (check the table's and the "
+    "spectra's ranges), or a checkpoint resumed onto other data"
+)
 
 
 @dataclass
@@ -145,7 +157,7 @@ class Trainer:
             self._call("on_epoch_start", epoch)
             started = time.perf_counter()
             train_loss = self._train_epoch()
-            val_loss = self.validation_loss()
+            val_loss = self._finite_validation_loss(f"after epoch {epoch + 1}")
             self._call("on_validation_end", val_loss)
             record = {
                 "epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
@@ -159,21 +171,45 @@ class Trainer:
         return self.state
 
     def _train_epoch(self) -> float:
-        """One pass of Adam steps over the training batches; the star-weighted mean training loss."""
+        """One pass of Adam steps over the training batches; the star-weighted mean training loss.
+
+        Raises
+        ------
+        NonFiniteLossError
+            If a step's loss is NaN or ±inf (checked on the value the running mean needs anyway, so no
+            extra device synchronisation): the epoch is abandoned and no checkpoint written for it.
+        """
         self.model.train()
         running = 0.0
-        for batch in self.data.train_batches(self.generator):
+        for step, batch in enumerate(self.data.train_batches(self.generator), start=1):
             loss = batch_loss(self.model, batch) + self.l2 * self.model.weight_penalty()
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self.optimiser.step()
-            running += float(loss.detach()) * len(batch)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"training stopped: the training loss is {value} at epoch {self.state.epoch + 1}, step {step} "
+                    f"of {self.data.n_train_batches} (learning rate {self.optimiser.param_groups[0]['lr']:g}); "
+                    f"{_LIKELY_CAUSES}"
+                )
+            running += value * len(batch)
             self._call("on_batch_end")
         return running / self.data.n_train
 
     def validation_loss(self) -> float:
         """:func:`validation_loss` of the data's validation stars."""
         return validation_loss(self.model, self.data.val_batches(), self.l2)
+
+    def _finite_validation_loss(self, when: str) -> float:
+        """:meth:`validation_loss`, refused if NaN or ±inf (:class:`NonFiniteLossError`, saying ``when``)."""
+        value = self.validation_loss()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"training stopped: the validation loss of the {self.data.n_val} validation stars is {value} {when}; "
+                f"{_LIKELY_CAUSES}"
+            )
+        return value
 
     def set_warm_start(self, warm_start: dict) -> float:
         """Make the current (warm-started) model epoch 0's candidate for early stopping; return its validation loss.
@@ -183,7 +219,7 @@ class Trainer:
         warm_start : dict
             What the warm start fitted; stored in ``state.warm_start`` with the validation loss added.
         """
-        val_loss = self.validation_loss()
+        val_loss = self._finite_validation_loss("after the warm start")
         self.state.best_val, self.state.best_epoch = val_loss, 0
         self.state.best_state = copy.deepcopy(self.model.state_dict())
         self.state.warm_start = {**warm_start, "val_loss": val_loss}
