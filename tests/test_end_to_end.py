@@ -72,6 +72,8 @@ def test_catalog_matches_truth(labels_run, small_mock, tmp_path, suffix):
     assert (catalog["apogee_id"].astype(str).to_numpy() == truth["apogee_id"].to_numpy()).all()
     assert metadata["model"]["offset_uas"] == pytest.approx(summary["offset_uas"])
     assert metadata["frame"]["r0_kpc"] == 8.125 and metadata["mc_samples"] == 10
+    # the mock writes DR16 allStar names (GAIA_*: Gaia DR2 astrometry); the release travels to the catalog
+    assert metadata["gaia_release"] == "DR2" and summary["gaia_release"] == "DR2"
     # distances of giants (the training population) within ~15 % of the truth in the median
     giants = (truth["state"] != "dwarf").to_numpy()
     ratio = catalog["dist"].to_numpy()[giants] / truth["distance_pc"].to_numpy()[giants]

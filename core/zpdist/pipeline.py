@@ -89,6 +89,8 @@ def predict_catalog(
         "mc_precision": "float32" if body_dtype is None else str(body_dtype).removeprefix("torch."),
         "frame": frame.to_dict(),
         "input_table": str(table_path),
+        "gaia_release": table.attrs.get("gaia_release"),
+        "gaia_release_source": table.attrs.get("gaia_release_source"),
         "spectra": None if spectra_path is None else str(spectra_path),
         "zpdist_version": __version__,
         "torch_version": torch.__version__,

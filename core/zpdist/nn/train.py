@@ -362,6 +362,8 @@ def _run_summary(
         "warm_start": state.warm_start,
         "device": str(device),
         "n_ak_flagged": int(table["ak_flag"].sum()),
+        "gaia_release": table.attrs.get("gaia_release"),  # which parallaxes this offset is the offset of
+        "gaia_release_source": table.attrs.get("gaia_release_source"),
         "cuts": [r.to_dict() for r in report],
         "history": state.history,
     }
