@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from zpdist.errors import InputError
 from zpdist.galactocentric import GalactocentricFrameConfig, radec_distance_to_galactocentric
 from zpdist.io.columns import XFE_COLUMNS
 from zpdist.lindegren import table_l21
@@ -43,7 +44,11 @@ UNITS: dict[str, str] = {
 
 
 def build_catalog(
-    table: pd.DataFrame, prediction: MCPrediction, frame: GalactocentricFrameConfig, offset_level_error: float = 0.0
+    table: pd.DataFrame,
+    prediction: MCPrediction,
+    frame: GalactocentricFrameConfig,
+    offset_level_error: float = 0.0,
+    offset_after_l21: bool = False,
 ) -> pd.DataFrame:
     """Assemble the catalog from the canonical input table and the Monte-Carlo predictions.
 
@@ -59,6 +64,9 @@ def build_catalog(
         Statistical error of the offset's fitted level (mas), common to every star; it enters
         ``zp_offset_error`` (with the star's Monte-Carlo spread, ``zp_offset_model_error``) and so the
         corrected parallax's error.
+    offset_after_l21 : bool
+        The model was trained with ``parallax_correction = "l21"``: its Δϖ is the offset left after the
+        Lindegren et al. (2021) correction, so ``parallax_corrected`` subtracts both.
 
     Returns
     -------
@@ -100,6 +108,10 @@ def build_catalog(
     l21 = table_l21(table)
     if l21 is not None:
         out["l21_zp_offset"], out["l21_outside_validity"] = l21
+    if offset_after_l21:  # the model's Δϖ is what remains after L21: both come off (NaN outside L21's range)
+        if l21 is None:
+            raise InputError("the model was trained on L21-corrected parallaxes; this table has no L21 inputs")
+        out["parallax_corrected"] = parallax - out["l21_zp_offset"].to_numpy(float) - prediction.offset
     weighted, weighted_error = inverse_variance_mean(
         out["nn_parallax"], out["nn_parallax_error"], out["parallax_corrected"], out["parallax_corrected_error"]
     )

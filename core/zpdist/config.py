@@ -95,6 +95,10 @@ class TrainConfig:
         Fit the log-linear term, the heads' biases and the offset's level by full-batch L-BFGS before
         Adam starts (:mod:`zpdist.nn.warm_start`); ignored by the softplus head and on ``--resume``.
         The warm-started model is epoch 0's candidate for early stopping.
+    parallax_correction : {"none", "l21"}
+        "l21": subtract the Lindegren et al. (2021) zero-point from every (E)DR3 parallax before training, so
+        the fitted Δϖ is the offset that remains after L21 (the question people ask of DR3); stars outside
+        L21's validity range are removed by a cut of their own. Needs an EDR3/DR3 table with L21's columns.
     max_memory_gb : float
         Spectra mode: the selected spectra are held in memory when they fit this budget (GB, 10⁹ bytes),
         else streamed from the HDF5 file in blocks that do. Streaming visits the stars in another order,
@@ -127,12 +131,15 @@ class TrainConfig:
     warm_start: bool = True
     warm_lr_factor: float = 0.1
     max_memory_gb: float = 8.0
+    parallax_correction: Literal["none", "l21"] = "none"
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "learning_rate", "offset_mc_passes", "fit_mc_samples", "max_memory_gb"):
             _require_range(key, getattr(self, key), 0.0, math.inf, include_low=False)
         for key in ("validation_fraction", "lr_factor"):
             _require_range(key, getattr(self, key), 0.0, 1.0, include_low=False)
+        if self.parallax_correction not in ("none", "l21"):
+            raise ConfigError(f"parallax_correction = {self.parallax_correction!r}: choose none or l21")
         for key in ("dropout", "warm_lr_factor"):
             _require_range(key, getattr(self, key), 0.0, 1.0)
         for key in ("lr_patience", "early_stopping_patience", "n_quadratic", "l2"):

@@ -80,7 +80,8 @@ def predict_catalog(
         if spectra_path is None:
             raise InputError(f"{run_dir}: this is a spectra-mode model; give --spectra FILE")
         _predict_spectra(model, spectra_path, offsets, prediction, mc_samples, torch_device, precision, progress, log)
-    catalog = build_catalog(table, prediction, frame, uas_to_mas(meta["summary"]["offset_uas_err_stat"]))
+    after_l21 = meta["train"].get("parallax_correction", "none") == "l21"
+    catalog = build_catalog(table, prediction, frame, uas_to_mas(meta["summary"]["offset_uas_err_stat"]), after_l21)
     metadata = {
         "model": {"run_dir": str(Path(run_dir).resolve()), **meta["summary"], "mode": model.config.mode,
                   "offset_model": model.config.offset_model, "label_columns": meta["label_columns"]},

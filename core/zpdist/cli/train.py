@@ -54,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=f"early-stopping patience in epochs (default {d.early_stopping_patience})",
     )  # fmt: skip
     p.add_argument(
+        "--parallax-correction", choices=("none", "l21"),
+        help="l21: fit the offset that remains after subtracting the Lindegren et al. (2021) zero-point from each "
+        "Gaia (E)DR3 parallax (needs its columns: nu_eff_used_in_astrometry, pseudocolour, "
+        "astrometric_params_solved, G; stars outside its range are cut). Default none",
+    )  # fmt: skip
+    p.add_argument(
         "--max-memory-gb", type=positive_float, metavar="GB",
         help=f"spectra mode: hold the selected spectra in memory up to this size, else stream them from the HDF5 "
         f"file (default {d.max_memory_gb:g} GB)",
@@ -71,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 #: Options that set a key of the [train] section (argparse dest = TrainConfig field).
 TRAIN_KEYS = (
     "mode", "offset_model", "luminosity_head", "n_quadratic", "warm_start", "epochs", "batch_size", "learning_rate",
-    "early_stopping_patience", "device", "seed", "max_memory_gb",
+    "early_stopping_patience", "device", "seed", "max_memory_gb", "parallax_correction",
 )  # fmt: skip
 
 

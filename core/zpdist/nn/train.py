@@ -50,6 +50,7 @@ from zpdist.selection import (
     require_nonempty,
     training_cuts,
 )
+from zpdist.units import mas_to_uas
 
 CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "summary.json"
@@ -75,6 +76,35 @@ def _read_training_table(table_path: Path, log: Callable[[str], None]) -> pd.Dat
     if n_flagged:
         log(f"A_K missing or negative for {n_flagged} of {len(table)} stars: used A_K = 0 (flagged)")
     return table
+
+
+def _subtract_l21(table: pd.DataFrame, table_path: Path, log: Callable[[str], None]) -> Cut:
+    """Subtract the L21 zero-point from ``table["parallax"]`` (in place) and return the cut on L21's validity.
+
+    Raises
+    ------
+    InputError
+        If the table's parallaxes are not (E)DR3 or it lacks L21's columns (the message says which).
+    """
+    from zpdist.lindegren import L21_COLUMNS, table_l21
+
+    l21 = table_l21(table)
+    if l21 is None:
+        missing = [c for c in L21_COLUMNS if c not in table]
+        raise InputError(
+            f"{table_path}: --parallax-correction l21 needs Gaia (E)DR3 parallaxes (this table's release: "
+            f"{table.attrs.get('gaia_release') or 'unknown'}) and the columns {', '.join(L21_COLUMNS)}"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+        )
+    zero_point, outside = l21
+    table["parallax"] = table["parallax"].to_numpy(float) - zero_point
+    table["l21_valid"] = np.where(outside, np.nan, 1.0)
+    median = mas_to_uas(float(np.nanmedian(zero_point))) if (~outside).any() else float("nan")
+    log(
+        f"L21 zero-point subtracted from {int((~outside).sum())} parallaxes (median {median:.1f} µas); "
+        f"{int(outside.sum())} stars outside its validity range"
+    )
+    return Cut("inside L21's validity range", ("l21_valid",), lambda t: np.isfinite(t["l21_valid"].to_numpy(float)))
 
 
 def _mark_spectra(table: pd.DataFrame, spectra_path: Path, log: Callable[[str], None]) -> list[Cut]:
@@ -108,9 +138,9 @@ def _prepare_table(
     """The table with ``k_corr`` (and ``has_spectrum`` in spectra mode), the rows that pass the cuts, the cut report."""
     table = _read_training_table(table_path, log)
     extra: tuple[str, ...] = ()
-    nan_spectra: list[Cut] = []
+    extra_cuts: list[Cut] = [_subtract_l21(table, table_path, log)] if config.parallax_correction == "l21" else []
     if config.mode == "spectra":
-        nan_spectra = _mark_spectra(table, spectra_path, log)
+        extra_cuts += _mark_spectra(table, spectra_path, log)
         extra += ("has_spectrum",)
     if config.mode == "labels":
         extra += data.choose_label_columns(table, config.label_columns)
@@ -119,7 +149,7 @@ def _prepare_table(
         if missing:
             raise TableError(f"{table_path}: the multivariate offset model needs column(s) {', '.join(missing)}")
         extra += tuple(c for c in OFFSET_INPUT_COLUMNS if c not in extra)
-    cuts = training_cuts(config.cuts, extra, "valid network inputs") + nan_spectra
+    cuts = training_cuts(config.cuts, extra, "valid network inputs") + extra_cuts
     keep, report = apply_cuts(table, cuts)
     log(format_report(report, len(table)))
     require_nonempty(keep, report, str(table_path))
