@@ -1,40 +1,55 @@
-"""Throughput of ``zpdist zeropoint`` beside the raw Parquet read rate of the same files, and peak memory.
+"""Throughput of ``zpdist zeropoint`` beside the raw Parquet read rate of the same files, in the same run.
 
-For each catalog size (synthetic Gaia-like Parquet from ``zpdist mock-gaia``, 10⁶ rows per file) this times,
-in the same run:
+For each catalog size (synthetic Gaia-like Parquet from ``zpdist mock-gaia``, 10⁶ rows per file; default 10⁷ and
+10⁸ rows, about 5.4 GB of input for 10⁸) this times, in interleaved rounds (read, zeropoint, read, zeropoint, ...),
+so that a machine whose speed drifts moves both alike:
 
-- the raw read: streaming the four columns the job reads (source_id, G, BP−RP, Teff) with pyarrow in batches,
-  in this process on one core, which is the limit a per-core zeropoint rate can approach;
-- ``apply_offset_model`` on a fresh ``LocalCluster`` of 1 and of 2 single-threaded worker processes, with the
-  default T = 100 Monte-Carlo passes; the cluster's start-up is excluded, the model loading included;
-- the peak resident memory (VmHWM) of each worker process and of this process.
+- the raw read: streaming the four columns the job reads (source_id, G, BP−RP, Teff) with pyarrow in batches of
+  the job's size, in this process on one core (the yardstick of the issue), and on the job's dask workers (one
+  file per task, the same parallelism as the job);
+- ``apply_offset_model`` with T = 100 Monte-Carlo passes on a ``LocalCluster`` of single-threaded worker processes
+  (one per core), started once beforehand; each round includes reading the model (the table kept in the run
+  folder) and writing every output file. The table itself is built once, before the rounds, and timed apart;
+- the peak resident memory (VmHWM) of each worker process and of this process;
+- once per size, the whole command ``zpdist zeropoint`` in a new process (Python, dask cluster start-up included).
 
-It then extrapolates the time for 139 million rows (a Gaia table with G, BP−RP and Teff) from the per-worker
-rate, here and on a 16-worker cluster. The offset model is a two-epoch labels-mode run on 2,000 mock stars
-(the cost does not depend on training). Never run by the tests; no assertions.
+Then the ratio of the job's rows/s to each read rate (the target: ≥ 0.5 of the one-core read). The offset model is
+a two-epoch labels-mode run on 2,000 mock stars (the cost does not depend on training). The machine may be shared:
+the load averages at the start and the end are printed with the table. Never run by the tests; no assertions.
 
-Usage: ``python benchmarks/bench_zeropoint.py [--sizes 1000000 10000000] [--with-1e8] [--data DIR]``.
-Prints a Markdown table and writes it to ``benchmarks/results/zeropoint.md``.
+Usage: ``python benchmarks/bench_zeropoint.py [--sizes 10000000 100000000] [--rounds 3] [--data DIR]``.
+Prints a Markdown table and writes it to ``benchmarks/results/zeropoint.md``. Without ``--data`` the catalogs go to
+a temporary folder removed at the end; outputs are removed after each round.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
+import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
+from zpdist.nn.offset_export import offset_table_path, tabulated_evaluator_from_run
+from zpdist.parallel import map_tasks
 from zpdist.zeropoint import ZeroPointConfig, apply_offset_model, find_inputs
 
-GAIA_ROWS = 139_000_000
+GAIA_ROWS = 1_800_000_000
 PARTITION_ROWS = 1_000_000
 RESULTS = Path(__file__).resolve().parent / "results" / "zeropoint.md"
+#: What each round measures, in the order of the table's columns.
+RATES = ("read_here", "read_workers", "zeropoint")
 
 
 def _peak_rss_bytes() -> int:
@@ -63,88 +78,157 @@ def trained_run(folder: Path) -> Path:
     return run
 
 
-def catalog(folder: Path, n_rows: int) -> Path:
+def catalog(folder: Path, n_rows: int, log) -> Path:
     """The synthetic catalog of ``n_rows`` rows (written once, then reused)."""
     path = folder / f"gaia_{n_rows}"
     config = GaiaCatalogConfig(n_rows=n_rows, partition_rows=PARTITION_ROWS, seed=0)
     if len(list(path.glob("*.parquet"))) != config.n_partitions:
-        write_gaia_catalog(config, path, workers=2, progress=False)
+        start = time.perf_counter()
+        write_gaia_catalog(config, path, workers=os.cpu_count() or 1, progress=False)
+        log(f"wrote {n_rows:,} rows in {time.perf_counter() - start:.0f} s to {path}")
     return path
 
 
-def raw_read_rate(path: Path, columns: list[str], batch_rows: int) -> float:
-    """Rows per second streaming ``columns`` of every file under ``path`` (one core)."""
-    start, rows = time.perf_counter(), 0
-    for file in find_inputs(path):
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
-            rows += batch.num_rows
-    return rows / (time.perf_counter() - start)
+def read_file(columns: list[str], batch_rows: int, path: str) -> int:
+    """Stream ``columns`` of one Parquet file in batches; return its rows (also a task of the read on the workers)."""
+    rows = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns, use_threads=False):
+        rows += batch.num_rows
+    return rows
 
 
-def zeropoint_run(run: Path, path: Path, out: Path, n_workers: int, config: ZeroPointConfig) -> dict:
-    """Seconds, rows/s and the workers' peak RSS of one job on a fresh LocalCluster."""
-    from distributed import Client, LocalCluster
+def _own_cpu_seconds() -> float:
+    """User and system CPU seconds of this process so far."""
+    times = os.times()
+    return times.user + times.system
 
-    with (
-        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        start = time.perf_counter()
-        record = apply_offset_model(run, path, out, config, scheduler=client, progress=False,
-                                    log=lambda m: None)  # fmt: skip
-        seconds = time.perf_counter() - start
-        worker_rss = client.run(_peak_rss_bytes)
-    return {
-        "seconds": seconds,
-        "rate": record["n_rows"] / seconds,
-        "worker_rss_mb": max(worker_rss.values()) / 2**20,
+
+def timed(client, work: Callable[[], int]) -> tuple[float, float]:
+    """Rows per second of ``work()`` (which returns its rows) and its CPU nanoseconds per row, this process and the
+    workers together: a cost per row that, unlike the rate, does not depend on how busy a shared machine is."""
+    cpu = _own_cpu_seconds() + sum(client.run(_own_cpu_seconds).values())
+    start = time.perf_counter()
+    rows = work()
+    seconds = time.perf_counter() - start
+    cpu = _own_cpu_seconds() + sum(client.run(_own_cpu_seconds).values()) - cpu
+    return rows / seconds, cpu / rows * 1e9
+
+
+def whole_command(run: Path, path: Path, out: Path, workers: int) -> float:
+    """Seconds of ``zpdist zeropoint`` as a new process, cluster start-up included (output removed afterwards)."""
+    command = [sys.executable, "-m", "zpdist.cli", "zeropoint", "--run", str(run), "--input", str(path),
+               "--out", str(out), "--workers", str(workers), "--quiet"]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    shutil.rmtree(out)
+    return seconds
+
+
+def measure(client, run: Path, path: Path, out: Path, config: ZeroPointConfig, rounds: int) -> dict:
+    """Interleaved rounds of the two reads and the job on one catalog: (rows/s, CPU ns per row) of each round."""
+    columns = [config.columns.source_id, *config.columns.inputs]
+    files = [str(f) for f in find_inputs(path)]
+    quiet = {"scheduler": client, "progress": False, "log": lambda m: None}
+    work = {
+        "read_here": lambda: sum(read_file(columns, config.batch_rows, f) for f in files),
+        "zeropoint": lambda: apply_offset_model(run, path, out, config, **quiet)["n_rows"],
+        "read_workers": lambda: sum(n for _, n in map_tasks(client, read_file, files, (columns, config.batch_rows))),
     }
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in work}
+    for _ in range(rounds):
+        for name, job in work.items():
+            results[name].append(timed(client, job))
+            shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
+def report(rows: list[tuple], n_workers: int, build: tuple[float | None, dict], loads: tuple, mc_samples: int) -> str:
+    """The Markdown tables of the measurements."""
+    lines = [
+        f"`zpdist zeropoint` (T = {mc_samples} Monte-Carlo passes, {PARTITION_ROWS:,} rows per file, {n_workers} "
+        f"single-threaded dask workers) against the raw Parquet read of the same four columns, interleaved rounds on "
+        f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cores). The machine was shared with other jobs: "
+        f"load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end. CPU: user + system time of the client "
+        "and the workers together, per row.",
+        "",
+        "| rows | round | read, 1 core (Mrows/s) | read, workers (Mrows/s) | zeropoint (Mrows/s) | zeropoint / read "
+        "1 core | CPU per row: read, zeropoint (ns) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    summary = []
+    for n_rows, results, _, _ in rows:
+        for i, (here, workers, job) in enumerate(zip(*(results[k] for k in RATES), strict=True), 1):
+            lines.append(f"| {n_rows:,} | {i} | {here[0] / 1e6:.1f} | {workers[0] / 1e6:.1f} | {job[0] / 1e6:.2f} | "
+                         f"{job[0] / here[0]:.2f} | {here[1]:.0f}, {job[1]:.0f} |")  # fmt: skip
+        pairs = list(zip(results["read_here"], results["zeropoint"], strict=True))
+        summary.append((
+            statistics.median(job[0] for _, job in pairs),
+            statistics.median(job[0] / here[0] for here, job in pairs),
+            statistics.median(here[1] / job[1] for here, job in pairs),
+        ))  # fmt: skip
+    lines += ["", f"| rows | median zeropoint (Mrows/s) | median ratio to the 1-core read | median CPU ratio, read / "
+              f"zeropoint | the same × {n_workers} workers (free cores) | whole command, new process (s) | peak RSS "
+              "per worker (MB) |", "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for (rate, ratio, cpu), (n_rows, _, command_s, rss) in zip(summary, rows, strict=True):
+        lines.append(f"| {n_rows:,} | {rate / 1e6:.2f} | {ratio:.2f} | {cpu:.2f} | {n_workers * cpu:.2f} | "
+                     f"{command_s:.1f} | {rss:.0f} |")  # fmt: skip
+    return "\n".join(lines + _notes(build, summary[-1][0], n_workers))
+
+
+def _notes(build: tuple[float | None, dict], rate: float, n_workers: int) -> list[str]:
+    """The lines under the tables: memory, the table's build time and interpolation error, all of Gaia."""
+    seconds, errors = build
+    inside, table = errors["training_domain"], errors["table"]
+    return [
+        "",
+        f"Peak RSS of this process (the client, which also read on one core): {_peak_rss_bytes() / 2**20:.0f} MB. "
+        "Table of the offset model built once, before the rounds, and kept in the run folder"
+        + (f": {seconds:.1f} s." if seconds is not None else " (by an earlier run)."),
+        f"Interpolation error against the exact T-pass evaluation ({errors['points']:,} random points each): inside "
+        f"the training domain Δϖ max {inside['zp_offset']['max_uas']:.4f} µas (RMS "
+        f"{inside['zp_offset']['rms_uas']:.4f}), spread max {inside['zp_offset_model_error']['max_uas']:.3f} µas "
+        f"(RMS {inside['zp_offset_model_error']['rms_uas']:.4f}); over the whole table Δϖ max "
+        f"{table['zp_offset']['max_uas']:.3f} µas (RMS {table['zp_offset']['rms_uas']:.4f}), spread max "
+        f"{table['zp_offset_model_error']['max_uas']:.3f} µas (RMS {table['zp_offset_model_error']['rms_uas']:.4f}).",
+        f"At the median rate of the largest size, {GAIA_ROWS:,} rows (all of Gaia DR3) take "
+        f"{GAIA_ROWS / rate / 60:.0f} min on these {n_workers} workers.",
+    ]
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000], help="catalog sizes")
-    parser.add_argument("--with-1e8", action="store_true", help="also 10^8 rows (about 4 GB of Parquet)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster sizes to compare")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000_000, 100_000_000], help="catalog sizes")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size (default 3)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="dask workers (default: one per core)")
     parser.add_argument("--mc-samples", type=int, default=100, help="Monte-Carlo passes T (default 100)")
     parser.add_argument("--data", type=Path, help="folder for the catalogs and the run (default: a temporary one)")
     args = parser.parse_args(argv)
-    sizes = [*args.sizes, *([100_000_000] if args.with_1e8 else [])]
+    from distributed import Client, LocalCluster
+
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or Path(tmp)
         run = trained_run(data)
         config = ZeroPointConfig(mc_samples=args.mc_samples)
-        columns = [config.columns.source_id, *config.columns.inputs]
+        cells = (config.table_cells, config.table_outer_cells)
+        table = (run, config.mc_samples, config.seed, cells, config.table_extent)
+        kept = offset_table_path(*table).exists()
+        start = time.perf_counter()
+        tabulated, _ = tabulated_evaluator_from_run(*table)
+        build = (None if kept else time.perf_counter() - start, tabulated.errors)
         rows = []
-        for n_rows in sizes:
-            path = catalog(data, n_rows)
-            read = raw_read_rate(path, columns, config.batch_rows)
-            for n_workers in args.workers:
-                result = zeropoint_run(run, path, data / f"out_{n_rows}_{n_workers}", n_workers, config)
-                rows.append((n_rows, n_workers, read, result))
-    per_worker = max(r["rate"] / w for _, w, _, r in rows if w == 1) if 1 in args.workers else None
-    lines = [
-        f"zeropoint (T = {config.mc_samples} Monte-Carlo passes, {PARTITION_ROWS:,} rows per file) on "
-        f"{platform.node()} ({platform.processor() or platform.machine()}), in the same run as the raw read",
-        "",
-        "| rows | workers | raw read (rows/s, 1 core) | zeropoint (rows/s) | per worker (rows/s) | read / per-worker "
-        "| time (s) | peak RSS per worker (MB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for n_rows, n_workers, read, r in rows:
-        lines.append(
-            f"| {n_rows:,} | {n_workers} | {read:,.0f} | {r['rate']:,.0f} | {r['rate'] / n_workers:,.0f} "
-            f"| {read / (r['rate'] / n_workers):.1f} | {r['seconds']:.1f} | {r['worker_rss_mb']:.0f} |"
-        )
-    lines += ["", f"Peak RSS of the driver process: {_peak_rss_bytes() / 2**20:.0f} MB."]
-    if per_worker:
-        lines.append(
-            f"Extrapolated for {GAIA_ROWS:,} rows from the 1-worker rate ({per_worker:,.0f} rows/s per core): "
-            f"{GAIA_ROWS / per_worker / 3600:.2f} h on 1 core, {GAIA_ROWS / per_worker / 2 / 60:.0f} min on "
-            f"2 workers, {GAIA_ROWS / per_worker / 16 / 60:.1f} min on a 16-worker "
-            "cluster (each worker on a free core, storage keeping up)."
-        )
-    table = "\n".join(lines)
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        with cluster, Client(cluster) as client:
+            for n_rows in args.sizes:
+                path = catalog(data, n_rows, print)
+                rates = measure(client, run, path, data / "out", config, args.rounds)
+                rss = max(client.run(_peak_rss_bytes).values()) / 2**20
+                rows.append((n_rows, rates, whole_command(run, path, data / "out", args.workers), rss))
+                if args.data is None:
+                    shutil.rmtree(path)
+    loads.append(os.getloadavg()[0])
+    table = report(rows, args.workers, build, tuple(loads), config.mc_samples)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(table + "\n", encoding="utf-8")
     print(table)

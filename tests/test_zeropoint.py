@@ -420,3 +420,17 @@ def test_output_is_valid_arrow_schema(reference):
     schema = pq.read_schema(reference / "part-00000.parquet")
     assert schema.field("zp_offset").type == pa.float32()
     assert schema.field("zp_outside_training_domain").type == pa.bool_()
+    assert not any(schema.field(name).nullable for name in schema.names[1:])  # NaN, never null: no definition levels
+
+
+def test_exact_option_switches_the_table_off(monkeypatch):
+    """`zpdist zeropoint --exact` asks for row-by-row evaluation (table_cells = 0)."""
+    import zpdist.zeropoint as zeropoint
+    from zpdist.cli import main
+
+    seen = {}
+    monkeypatch.setattr(zeropoint, "apply_offset_model", lambda *a, **k: seen.update(config=a[3]))
+    assert main(["zeropoint", "--run", "r", "--input", "x", "--out", "o", "--exact", "--quiet"]) == 0
+    assert seen["config"].table_cells == 0
+    assert main(["zeropoint", "--run", "r", "--input", "x", "--out", "o", "--quiet"]) == 0
+    assert seen["config"].table_cells == zeropoint.ZeroPointConfig().table_cells > 0

@@ -53,6 +53,7 @@ from zpdist.errors import InputError, MissingInputError, OutputError
 from zpdist.io.atomic import atomic_path, write_text_atomic
 from zpdist.io.tables import TableError
 from zpdist.nn.offset_export import (
+    OUTPUT_DTYPES,
     OffsetEvaluator,
     TabulatedOffsetEvaluator,
     offset_evaluator_from_run,
@@ -61,12 +62,13 @@ from zpdist.nn.offset_export import (
 from zpdist.parallel import dask_executor, map_tasks
 
 ZEROPOINT_FILE = "zeropoint.json"
-#: Columns written for every input row.
+#: Columns written for every input row; never null (NaN where an input is missing), which spares the writer the
+#: definition levels of nullable columns.
 OUTPUT_FIELDS = (
-    pa.field("zp_offset", pa.float32(), metadata={"unit": "mas"}),
-    pa.field("zp_offset_error", pa.float32(), metadata={"unit": "mas"}),
-    pa.field("zp_offset_model_error", pa.float32(), metadata={"unit": "mas"}),
-    pa.field("zp_outside_training_domain", pa.bool_()),
+    pa.field("zp_offset", pa.float32(), nullable=False, metadata={"unit": "mas"}),
+    pa.field("zp_offset_error", pa.float32(), nullable=False, metadata={"unit": "mas"}),
+    pa.field("zp_offset_model_error", pa.float32(), nullable=False, metadata={"unit": "mas"}),
+    pa.field("zp_outside_training_domain", pa.bool_(), nullable=False),
 )
 
 
@@ -255,19 +257,25 @@ def process_partition(evaluator: OffsetEvaluator, config: ZeroPointConfig, parti
         {"zpdist_version": __version__, "zpdist_source": os.path.basename(partition.source)}
     )
     counts = {"file": os.path.basename(partition.source), "rows": 0, "outside": 0, "missing": 0}
+    # buffers reused from batch to batch (fresh ones cost page faults on dask workers, which hand freed memory back)
     names = columns.inputs if multivariate else ()  # the constant model reads no input
-    buffer = np.empty((len(names), min(config.batch_rows, source.metadata.num_rows)))
+    capacity = min(config.batch_rows, source.metadata.num_rows)
+    buffer = np.empty((len(names), capacity))
+    outputs = {name: np.empty(capacity, dtype) for name, dtype in OUTPUT_DTYPES.items()}
+    missing = np.empty(capacity, bool)
     with atomic_path(partition.target) as tmp, pq.ParquetWriter(tmp, out_schema, **_write_options(copied)) as writer:
         for batch in source.iter_batches(batch_size=config.batch_rows, columns=wanted, use_threads=False):
-            inputs = buffer[:, : batch.num_rows].T  # (N, 3), columns contiguous: the layout the evaluators read fastest
+            n = batch.num_rows
+            inputs = buffer[:, :n].T  # (N, 3), columns contiguous: the layout the evaluators read fastest
             for row, name in zip(buffer, names, strict=True):
-                row[: batch.num_rows] = _float_column(batch.column(name))
-            result = evaluator.evaluate(inputs, config.mc_block)
-            counts["rows"] += batch.num_rows
-            counts["missing"] += int(np.count_nonzero(np.isnan(result["zp_offset"])))  # NaN: an input missing
+                row[:n] = _float_column(batch.column(name))
+            result = {name: values[:n] for name, values in outputs.items()}
+            evaluator.evaluate_into(inputs, result, config.mc_block)
+            counts["rows"] += n
+            counts["missing"] += int(np.count_nonzero(np.isnan(result["zp_offset"], out=missing[:n])))  # NaN: missing
             counts["outside"] += int(np.count_nonzero(result["zp_outside_training_domain"]))
             arrays = [batch.column(c) for c in copied] + [pa.array(result[f.name], f.type) for f in OUTPUT_FIELDS]
-            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
+            writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=out_schema))  # copies: the buffers are free
     return counts
 
 

@@ -45,6 +45,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=defaults.batch_rows,
         help=f"rows per read/evaluate/write step (memory bound; default {defaults.batch_rows})",
     )
+    p.add_argument(
+        "--exact", action="store_true",
+        help="evaluate the offset model on every row (slow) instead of interpolating its tabulated Δϖ and spread; "
+        f"the table's measured error is in OUT_DIR/zeropoint.json, and above {defaults.table_tolerance_uas} µas "
+        "inside the training domain the job falls back to exact evaluation by itself",
+    )  # fmt: skip
     p.add_argument("--resume", action="store_true", help="keep partitions already written by an interrupted run")
     add_quiet(p)
 
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> None:
         seed=args.seed,
         batch_rows=args.batch_rows,
         keep_input_columns=args.keep_input_columns,
+        **({"table_cells": 0} if args.exact else {}),
     )
     apply_offset_model(
         args.run,

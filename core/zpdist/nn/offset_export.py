@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,13 @@ from zpdist.units import uas_to_mas
 MODEL_FILE = "model.pt"
 #: Name of the tables kept in a run folder: ``offset_table-KEY.npz``.
 TABLE_PREFIX = "offset_table-"
+#: The columns :meth:`OffsetEvaluator.evaluate` returns and their types.
+OUTPUT_DTYPES = {
+    "zp_offset": np.float32,
+    "zp_offset_error": np.float32,
+    "zp_offset_model_error": np.float32,
+    "zp_outside_training_domain": np.bool_,
+}
 
 
 def dropout_masks(widths: tuple[int, ...], mc_samples: int, seed: int, dropout: float) -> tuple[np.ndarray, ...]:
@@ -111,6 +119,12 @@ class OffsetEvaluator(ABC):
             ``zp_offset`` (dropout off), ``zp_offset_error`` (Monte-Carlo spread and the level's error in
             quadrature), ``zp_offset_model_error`` (the spread) and ``zp_outside_training_domain``, each of length N.
         """
+
+    def evaluate_into(self, inputs: np.ndarray, out: dict[str, np.ndarray], mc_block: int = 1_048_576) -> None:
+        """:meth:`evaluate`, written into ``out`` (the same keys, arrays of length N), for a caller that reuses its
+        arrays from batch to batch."""
+        for name, values in self.evaluate(inputs, mc_block).items():
+            out[name][...] = values
 
 
 @dataclass(frozen=True, eq=False)
@@ -257,26 +271,36 @@ class NetworkOffsetEvaluator(OffsetEvaluator):
 INTERPOLATION_ROWS = 16_384
 #: Version of the arrays :meth:`TabulatedOffsetEvaluator.save` writes.
 TABLE_FORMAT = 1
-#: Outputs the table holds, in its last axis.
+#: Outputs the table holds, in its first axis.
 TABLE_COLUMNS = ("zp_offset", "zp_offset_model_error")
 
 
 class _Workspace:
-    """Arrays reused by every block of one :meth:`TabulatedOffsetEvaluator.evaluate` call.
+    """The working arrays of :meth:`TabulatedOffsetEvaluator.evaluate_into`, one set per thread, kept between calls
+    (about 3 MB).
 
-    Allocating them once per call, not once per block, matters on dask workers: their ``MALLOC_TRIM_THRESHOLD_``
-    hands every freed block back to the system, so fresh temporaries would cost page faults (3× the time).
+    Fresh temporaries for every block would cost page faults on dask workers: their ``MALLOC_TRIM_THRESHOLD_``
+    hands all freed memory back to the system (measured: 3× the time of a whole partition).
     """
 
-    def __init__(self, rows: int):
-        self.rows = rows
+    def __init__(self):
         self._arrays: dict[str, np.ndarray] = {}
 
     def array(self, name: str, shape: tuple[int, int], dtype: type = np.float32) -> np.ndarray:
-        """A C-contiguous array of ``shape`` (≤ the first block's), the same memory on every call with ``name``."""
+        """A C-contiguous array of ``shape`` (rows ≤ :data:`INTERPOLATION_ROWS`), the same memory for ``name``."""
         if name not in self._arrays:
-            self._arrays[name] = np.empty(shape[0] * self.rows, dtype)
+            self._arrays[name] = np.empty(shape[0] * INTERPOLATION_ROWS, dtype)
         return self._arrays[name][: shape[0] * shape[1]].reshape(shape)
+
+
+_THREAD = threading.local()
+
+
+def _workspace() -> _Workspace:
+    """This thread's :class:`_Workspace` (module level: never pickled with an evaluator)."""
+    if not hasattr(_THREAD, "workspace"):
+        _THREAD.workspace = _Workspace()
+    return _THREAD.workspace
 
 
 @dataclass(frozen=True, eq=False)
@@ -347,8 +371,9 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
             Reach of the table, in half-widths of the training domain from its centre (> 1).
         """
         domain = np.asarray(exact.domain, float)
-        grid = cls(exact, np.empty(0, np.float32), domain.mean(axis=1), np.diff(domain, axis=1)[:, 0] / 2,
-                   inner_cells, outer_cells, float(extent))  # fmt: skip
+        centre, half_width = domain.mean(axis=1), np.diff(domain, axis=1)[:, 0] / 2
+        no_table = np.empty(0, np.float32)  # the grid alone, to place the nodes
+        grid = cls(exact, no_table, centre, half_width, inner_cells, outer_cells, float(extent))
         axis = np.arange(grid.nodes_per_axis, dtype=float)
         nodes = grid.inputs_at(np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3))
         values = exact.evaluate(nodes)
@@ -394,10 +419,15 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
         return max(e["max_uas"] for e in self.errors["training_domain"].values())
 
     def evaluate(self, inputs: np.ndarray, mc_block: int = 1_048_576) -> dict[str, np.ndarray]:
-        n = len(inputs)
-        value, spread, error, outside = (np.empty(n, t) for t in (np.float32, np.float32, np.float32, bool))
-        work = _Workspace(min(n, INTERPOLATION_ROWS))
-        for start in range(0, n, INTERPOLATION_ROWS):
+        out = {name: np.empty(len(inputs), dtype) for name, dtype in OUTPUT_DTYPES.items()}
+        self.evaluate_into(inputs, out, mc_block)
+        return out
+
+    def evaluate_into(self, inputs: np.ndarray, out: dict[str, np.ndarray], mc_block: int = 1_048_576) -> None:
+        value, spread = out["zp_offset"], out["zp_offset_model_error"]
+        error, outside = out["zp_offset_error"], out["zp_outside_training_domain"]
+        work = _workspace()
+        for start in range(0, len(inputs), INTERPOLATION_ROWS):
             rows = slice(start, start + INTERPOLATION_ROWS)
             block = inputs[rows]
             with np.errstate(invalid="ignore"):  # NaN or infinite inputs: NaN, or the exact evaluation
@@ -406,12 +436,6 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
                 self._evaluate_beyond(block, value[rows], spread[rows], mc_block)
             total_error(spread[rows], self.level_error_mas, out=error[rows])
             np.logical_not(self.exact.in_domain(block, work.array("domain", (2, len(block)), bool)), out=outside[rows])
-        return {
-            "zp_offset": value,
-            "zp_offset_error": error,
-            "zp_offset_model_error": spread,
-            "zp_outside_training_domain": outside,
-        }
 
     def _interpolate(self, inputs: np.ndarray, value: np.ndarray, spread: np.ndarray, work: _Workspace) -> bool:
         """Fill ``value`` and ``spread`` (views) for a block of rows; False if a row lies beyond the table.
@@ -425,13 +449,13 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
         s *= (1.0 / self.half_width[:, None]).astype(np.float32)
         np.abs(s, out=a)
         within = bool(np.fmax.reduce(a, axis=None, initial=0.0) <= self.extent)  # NaN ignored
-        np.minimum(a, np.float32(1.0), out=f)
+        np.clip(a, np.float32(0.0), np.float32(1.0), out=f)  # min(|s|, 1); np.clip is 2.5× faster than np.minimum
         f *= np.float32(self.inner_cells / 2)
-        np.maximum(a, np.float32(1.0), out=a)
+        np.clip(a, np.float32(1.0), np.float32(np.inf), out=a)
         np.log(a, out=a)
         a *= np.float32(self.outer_cells / np.log(self.extent))
         f += a
-        np.copysign(f, s, out=f)
+        f *= np.sign(s, out=s)
         f += np.float32(self.outer_cells + self.inner_cells / 2)  # f: fractional node index, (3, rows)
         np.clip(f, np.float32(0.0), np.nextafter(np.float32(n - 1), np.float32(0.0)), out=f)  # last cell: n − 2
         np.floor(f, out=lower)
@@ -439,9 +463,10 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
         node = np.multiply(lower[0], np.float32(n * n), out=s[0])
         node += np.multiply(lower[1], np.float32(n), out=s[1])
         node += lower[2]
+        first = work.array("first", (1, rows), np.intp)[0]
+        np.copyto(first, node, casting="unsafe")  # a NaN row: any index, clipped below
         offsets = np.array([(i * n + j) * n + k for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-        corners = work.array("corners", (8, rows), np.intp)
-        np.add(offsets[:, None], node, out=corners, casting="unsafe")  # a NaN row: any index, clipped below
+        corners = np.add(offsets[:, None], first, out=work.array("corners", (8, rows), np.intp))
         w0, w1, w2 = f
         gathered, half, quarter = work.array("gathered", (8, rows)), work.array("half", (4, rows)), s[:2]
         for plane, out in zip(self.table.reshape(len(TABLE_COLUMNS), -1), (value, spread), strict=True):
