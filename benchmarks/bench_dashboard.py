@@ -41,7 +41,7 @@ from zpdist.zeropoint import OUTPUT_FIELDS, ZEROPOINT_FILE, ZeroPointConfig
 from zpdist.zeropoint_maps.build import build_histograms
 from zpdist.zeropoint_maps.histograms import DISPLAY_BINS, MAP_PLANES, GaiaHistograms
 from zpdist.zeropoint_maps.table import VALUE, open_zeropoint_output
-from zpdist_dashboard.export import FORMATS, prepare_download
+from zpdist_dashboard.export import FORMATS, DownloadFolder
 from zpdist_dashboard.state import Catalog, DashboardState
 from zpdist_dashboard.views.base import RASTER_BINS, datashaded_map, dimension
 from zpdist_dashboard.views.gaia_scale import GaiaScaleView
@@ -104,11 +104,12 @@ def bench_download(n_rows: int, repeats: int) -> list[dict]:
     names = list(dict.fromkeys([*PASSTHROUGH_COLUMNS, *UNITS]))
     frame = pd.DataFrame({c: rng.normal(size=n_rows) for c in names if c != "apogee_id"})
     frame.insert(0, "apogee_id", [f"2M{i:016d}" for i in range(n_rows)])
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
+    rows, requests = [], iter(range(10**9))
+    with tempfile.TemporaryDirectory() as parent:
+        folder = DownloadFolder(parent, max_bytes=10**12)  # each timing a new request: the same one is not rewritten
         for fmt in FORMATS:
-            seconds = _best(lambda fmt=fmt: prepare_download(frame, fmt, {"export": {}}, Path(folder)), repeats)
-            path = max(Path(folder).glob(f"*{FORMATS[fmt]}"), key=lambda p: p.stat().st_mtime)
+            seconds = _best(lambda fmt=fmt: folder.prepare(frame, fmt, {"export": {}}, {"n": next(requests)}), repeats)
+            path = max(folder.path.glob(f"*{FORMATS[fmt]}"), key=lambda p: p.stat().st_mtime)
             rows.append({"format": fmt, "seconds": seconds, "mb": path.stat().st_size / 1e6, "columns": frame.shape[1]})
     return rows
 

@@ -1,7 +1,10 @@
-"""A synthetic zpdist catalog for the dashboard tests: every catalog column, plausible values, built in milliseconds."""
+"""A synthetic zpdist catalog for the dashboard tests: every catalog column, plausible values, built in milliseconds;
+and :func:`page_html` / :func:`shown`, what a page's Markdown pane sends to the browser and the text it shows."""
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +71,13 @@ def write_synthetic_catalog(path: Path, n_stars: int = 3000, seed: int = 3, drop
     """Write :func:`synthetic_catalog` (without the columns ``drop``) to ``path`` (.parquet or .fits)."""
     rows, metadata = synthetic_catalog(n_stars, seed)
     return write_catalog(rows.drop(columns=list(drop)), path, metadata, UNITS)
+
+
+def page_html(pane) -> str:
+    """The HTML a Markdown pane (or an Alert) sends to the browser: Panel's own rendering of its Markdown."""
+    return html.unescape(pane._transform_object(pane.object)["object"])
+
+
+def shown(pane) -> str:
+    """The text a Markdown pane shows in the page: :func:`page_html` without its tags."""
+    return html.unescape(re.sub(r"<[^>]+>", "", page_html(pane))).strip()

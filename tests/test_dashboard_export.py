@@ -1,10 +1,13 @@
-"""Downloads: the files round-trip through pyarrow/astropy to the same rows, with the filters, selection and model."""
+"""Downloads: the files round-trip through pyarrow/astropy to the same rows, with the filters, selection and model;
+the server's download folder is private (0700, fresh, never through a symbolic link), gives back the same file for
+the same request, keeps within its caps, and turns a full disk or an oversized download into one clear error."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import time
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +18,9 @@ from astropy.io import fits
 from astropy.table import Table
 
 from tests.synthetic_catalog import synthetic_catalog
-from zpdist_dashboard.export import FORMATS, MAX_AGE_S, export_metadata, prepare_download, write_selection
+from zpdist.errors import OutputError
+from zpdist_dashboard import export
+from zpdist_dashboard.export import FILE_PREFIX, DownloadFolder, check_private, export_metadata, write_selection
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +70,89 @@ def test_csv_round_trip(tmp_path, rows, metadata):
     assert json.loads(first.removeprefix("# zpdist selection: ")) == json.loads(json.dumps(metadata))
 
 
-def test_prepare_download_writes_unique_files_and_prunes_old_ones(tmp_path, rows, metadata):
-    old = tmp_path / "zpdist-selection-old.csv"
-    old.write_text("x")
-    os.utime(old, (time.time() - MAX_AGE_S - 10,) * 2)
-    paths = {prepare_download(rows, fmt, metadata, tmp_path) for fmt in FORMATS for _ in range(2)}
-    assert len(paths) == 6 and all(p.parent == tmp_path for p in paths)
-    assert {p.suffix for p in paths} == {".csv", ".fits", ".parquet"}
-    assert not old.exists()
-    assert not list(tmp_path.glob(".*.tmp"))
+def _request(i: int) -> dict:
+    return {"catalog": "/data/catalog.parquet", "filters": {"ranges": {}}, "selection": {"bounds": [0, 0, i, 1]}}
+
+
+def _files(folder: DownloadFolder) -> list[Path]:
+    return sorted(folder.path.glob(f"{FILE_PREFIX}*"))
+
+
+def test_the_download_folder_is_private_fresh_and_removed(tmp_path):
+    first, second = DownloadFolder(tmp_path), DownloadFolder(tmp_path)
+    assert first.path != second.path and first.path.parent == tmp_path == second.path.parent
+    info = os.lstat(first.path)
+    assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+    first.remove()
+    assert not first.path.exists() and second.path.is_dir()
+
+
+def test_a_folder_open_to_others_or_replaced_by_a_link_is_refused(tmp_path, rows, metadata):
+    folder = DownloadFolder(tmp_path)
+    folder.path.chmod(0o755)
+    with pytest.raises(OutputError, match=r"open to other users \(mode 755\)"):
+        folder.prepare(rows, "CSV", metadata, _request(1))
+    folder.path.chmod(0o700)
+    # someone swaps the folder for a link to a place of their choosing: nothing is written through it
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    folder.path.rename(tmp_path / "moved")
+    folder.path.symlink_to(elsewhere)
+    with pytest.raises(OutputError, match="is a symbolic link: refused"):
+        folder.prepare(rows, "CSV", metadata, _request(1))
+    assert list(elsewhere.iterdir()) == []
+    with pytest.raises(OutputError, match="absent"):
+        check_private(tmp_path / "absent")
+
+
+def test_a_parent_that_does_not_exist_is_named(tmp_path):
+    with pytest.raises(OutputError, match=r"cannot make a download folder in .*absent"):
+        DownloadFolder(tmp_path / "absent")
+
+
+def test_the_same_request_gives_back_the_same_file(tmp_path, rows, metadata):
+    folder = DownloadFolder(tmp_path)
+    first = folder.prepare(rows, "Parquet", metadata, _request(1))
+    written = first.stat().st_mtime_ns, first.stat().st_ino
+    os.utime(first, ns=(written[0] - 10**9, written[0] - 10**9))
+    again = folder.prepare(rows, "Parquet", metadata, _request(1))
+    assert again == first and again.stat().st_ino == written[1]  # not rewritten
+    assert again.stat().st_mtime_ns > written[0] - 10**9  # but marked as just requested
+    other_format = folder.prepare(rows, "CSV", metadata, _request(1))
+    other_request = folder.prepare(rows, "Parquet", metadata, _request(2))
+    assert len({first, other_format, other_request}) == 3 and len(_files(folder)) == 3
+    assert pq.read_table(first).num_rows == len(rows)
+
+
+def test_the_folder_keeps_within_its_count_and_size(tmp_path, rows, metadata):
+    folder = DownloadFolder(tmp_path, max_files=3)
+    paths = [folder.prepare(rows, "CSV", metadata, _request(i)) for i in range(3)]
+    folder.prepare(rows, "CSV", metadata, _request(0))  # asked again: now the most recent
+    paths += [folder.prepare(rows, "CSV", metadata, _request(i)) for i in (3, 4)]
+    assert _files(folder) == sorted([paths[0], paths[3], paths[4]])  # the two least recently asked went
+    size = paths[0].stat().st_size
+    small = DownloadFolder(tmp_path, max_bytes=int(2.5 * size))
+    kept = [small.prepare(rows, "CSV", metadata, _request(i)) for i in range(4)]
+    assert _files(small) == sorted(kept[2:]) and sum(p.stat().st_size for p in _files(small)) <= 2.5 * size
+
+
+def test_a_download_over_the_cap_is_refused_and_leaves_nothing(tmp_path, rows, metadata):
+    folder = DownloadFolder(tmp_path, max_bytes=int(rows.memory_usage(index=False).sum()) - 1)
+    with pytest.raises(OutputError, match=f"download of {len(rows)} stars is .* over this server's cap"):
+        folder.prepare(rows, "Parquet", metadata, _request(1))
+    size = DownloadFolder(tmp_path).prepare(rows, "CSV", metadata, _request(1)).stat().st_size
+    folder = DownloadFolder(tmp_path, max_bytes=size - 1)  # the rows fit in memory, the written CSV does not
+    with pytest.raises(OutputError, match="over this server's cap"):
+        folder.prepare(rows, "CSV", metadata, _request(1))
+    assert list(folder.path.iterdir()) == []
+
+
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, rows, metadata, monkeypatch):
+    def full(*args) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(export, "write_selection", full)
+    folder = DownloadFolder(tmp_path)
+    with pytest.raises(OutputError, match=f"could not write the download into {folder.path}: No space left on device"):
+        folder.prepare(rows, "FITS", metadata, _request(1))
+    assert list(folder.path.iterdir()) == []

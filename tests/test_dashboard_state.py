@@ -9,14 +9,19 @@ import pytest
 from astropy.table import Table
 
 from tests.synthetic_catalog import synthetic_catalog, write_synthetic_catalog
+from zpdist.catalog import UNITS
 from zpdist.errors import MissingInputError
+from zpdist.io.catalog import write_catalog
 from zpdist.selection import MapCuts, apply_cuts, map_cuts
 from zpdist_dashboard.state import (
+    Catalog,
     CatalogError,
     DashboardState,
     Selection,
+    SharedResults,
     filter_mask,
     load_catalog,
+    mask_key,
     points_in_polygon,
     quality_cuts,
     shared_catalog,
@@ -68,6 +73,37 @@ def test_files_that_are_not_catalogs_are_refused_by_name(tmp_path):
         load_catalog(tmp_path / "c.csv")
     with pytest.raises(MissingInputError, match=r"absent\.parquet"):
         load_catalog(tmp_path / "absent.parquet")
+
+
+def test_metadata_from_the_file_is_read_through_type_checks(catalog_file):
+    catalog = load_catalog(catalog_file)
+    assert catalog.constant_offset_uas == (-51.0, 2.5) and catalog.model_mode == "labels"
+    for metadata in (
+        {"model": "constant", "frame": [8.0]},
+        {"model": {"offset_model": "constant", "offset_uas": "-51", "mode": 3}, "frame": {"r0_kpc": "8"}},
+        {"model": {"offset_model": ["constant"], "offset_uas": -51.0}, "frame": {"r0_kpc": -1.0}},
+        {"model": {"offset_model": "constant", "offset_uas": float("nan")}, "frame": {"r0_kpc": True}},
+    ):
+        odd = Catalog(catalog.frame, metadata, catalog.path, catalog.columns)
+        assert odd.constant_offset_uas is None and odd.model_mode is None and odd.r0_kpc == 8.125
+
+
+def test_a_text_column_where_numbers_belong_is_refused_by_name(tmp_path):
+    rows, metadata = synthetic_catalog(20)
+    rows["teff"] = "hot"
+    path = write_catalog(rows, tmp_path / "c.parquet", metadata, UNITS)
+    with pytest.raises(CatalogError, match=r"c\.parquet: column 'teff' holds \w+ values, not numbers"):
+        load_catalog(path)
+
+
+def test_results_are_shared_by_what_they_depend_on():
+    a, b = np.array([True, False, True]), np.array([True, False, False])
+    assert mask_key(a) == mask_key(a.copy()) != mask_key(b)
+    assert mask_key(np.zeros(8, bool)) != mask_key(np.zeros(9, bool))  # same packed bytes, other length
+    shared, calls = SharedResults(size=2), []
+    for key in ("x", "x", "y", "z", "x"):
+        shared.get(key, lambda key=key: calls.append(key) or key.upper())
+    assert calls == ["x", "y", "z", "x"]  # "x" computed once, then dropped as the least recently used
 
 
 def test_shared_catalog_is_loaded_once_per_process(catalog_file):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from zpdist.mock.config import MockConfig
 from zpdist.mock.generate import write_mock
 from zpdist.nn.infer import load_model, mc_predict
+from zpdist.nn.luminosity import SpectraBranch
 from zpdist.nn.offset import NetworkOffset
 from zpdist.nn.offset_export import dropout_masks
 from zpdist.nn.train import TrainConfig, train
@@ -103,3 +106,28 @@ def test_offset_network_on_cuda_equals_its_numpy_export_pass_for_pass():
     assert shared.shape == (400,) and np.isfinite(shared).all() and not np.array_equal(shared, on_cpu)
     assert abs(shared.mean() - on_cpu.mean()) < 5 * np.hypot(shared.std(), on_cpu.std()) / np.sqrt(400)
     assert shared.std() == pytest.approx(on_cpu.std(), rel=0.25)
+
+
+def test_spectra_branch_fast_paths_on_cuda_equal_the_cpu_with_the_same_masks():
+    torch.manual_seed(0)
+    branch = SpectraBranch(7514, 0.3)
+    with torch.no_grad():
+        for p in branch.parameters():
+            p.normal_(0.0, 0.1)
+    x = torch.randn(4, 7514)
+    with torch.no_grad():
+        h = branch.stem(x)
+    masks = branch.draw_masks(h, 50)
+    cpu = branch.masked_body(h, masks, 50)
+    cuda = copy.deepcopy(branch).cuda()
+    with torch.no_grad():
+        stem = cuda.stem(x.cuda())
+    # cuDNN runs the convolutions in TF32 (torch's default): about 3 significant digits
+    torch.testing.assert_close(stem.cpu(), h, rtol=5e-3, atol=5e-3 * float(h.abs().max()))
+    gpu = cuda.masked_body(h.cuda(), tuple(m.cuda() for m in masks), 50).cpu()
+    torch.testing.assert_close(gpu, cpu, rtol=5e-3, atol=5e-3 * float(cpu.abs().max()))
+    low = cuda.masked_body(h.cuda().bfloat16(), tuple(m.cuda().bfloat16() for m in masks), 50).float().cpu()
+    assert low.dtype == torch.float32 and float((low - cpu).abs().median()) < 2e-2 * float(cpu.abs().max())
+    # masks drawn on the device keep 70 % of the units
+    keep = torch.cat([m.flatten(1) for m in cuda.draw_masks(stem, 200)], dim=1)
+    assert abs(float(keep.mean()) - 0.7) < 5 * np.sqrt(0.21 / keep.numel())

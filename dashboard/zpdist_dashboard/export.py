@@ -1,16 +1,23 @@
 """Turning a selection of catalog rows into a CSV, FITS or Parquet file that records how it was made.
 
-Files are written atomically into a download folder that the server exposes at :data:`DOWNLOAD_ROUTE`
-(see :mod:`zpdist_dashboard.routes`), so large selections never travel over the websocket.
+Files are written atomically into the server's private download folder (:class:`DownloadFolder`), which the server
+exposes at :data:`DOWNLOAD_ROUTE` (see :mod:`zpdist_dashboard.routes`), so large selections never travel over the
+websocket. The folder is made afresh for each server process (``tempfile.mkdtemp``: mode 0700, owned by this user,
+never a predictable shared path), holds one file per distinct request (the same selection, filters and format give
+back the same file), is capped in bytes and files (the least recently requested go first), and is removed when the
+server stops.
 """
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import json
 import os
+import shutil
+import stat
 import tempfile
-import time
-import uuid
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +25,7 @@ import pandas as pd
 
 from zpdist import __version__
 from zpdist.catalog import UNITS
+from zpdist.errors import OutputError
 from zpdist.io.atomic import atomic_path
 from zpdist.io.catalog import write_catalog
 
@@ -25,18 +33,156 @@ from zpdist.io.catalog import write_catalog
 FORMATS: dict[str, str] = {"CSV": ".csv", "FITS": ".fits", "Parquet": ".parquet"}
 #: URL path (below the server root) under which the download folder is served.
 DOWNLOAD_ROUTE = "zpdist-downloads"
-#: Environment variable overriding the download folder.
+#: Environment variable naming the folder in which each server makes its private download folder (default: the
+#: system's temporary directory).
 DOWNLOADS_ENV = "ZPDIST_DOWNLOADS"
-#: Downloads older than this (s) are deleted when a new one is written.
-MAX_AGE_S = 24 * 3600
+#: Caps of a server's download folder: total size (bytes) and number of files.
+MAX_DOWNLOAD_BYTES = 500 * 1024**2
+MAX_DOWNLOAD_FILES = 20
+#: Prefix of the prepared files' names.
+FILE_PREFIX = "zpdist-selection-"
 
 
-def download_dir() -> Path:
-    """The folder of prepared downloads: ``$ZPDIST_DOWNLOADS``, else a per-user folder in the temp directory."""
-    default = Path(tempfile.gettempdir()) / f"zpdist-downloads-{os.getuid()}"
-    folder = Path(os.environ.get(DOWNLOADS_ENV, default))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def _megabytes(n_bytes: float) -> str:
+    return f"{n_bytes / 1024**2:.1f} MB"
+
+
+def check_private(folder: Path) -> None:
+    """Refuse ``folder`` unless it is a real directory (not a symbolic link) owned by this user and closed to others.
+
+    Raises
+    ------
+    OutputError
+        Naming the folder and what is wrong with it.
+    """
+    try:
+        info = os.lstat(folder)
+    except OSError as exc:
+        raise OutputError(f"download folder {folder}: {exc.strerror}") from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise OutputError(f"download folder {folder} is a symbolic link: refused")
+    if not stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"download folder {folder} is not a directory: refused")
+    if info.st_uid != os.getuid():
+        raise OutputError(f"download folder {folder} belongs to user id {info.st_uid}, not to this user: refused")
+    if info.st_mode & 0o077:
+        raise OutputError(f"download folder {folder} is open to other users (mode {info.st_mode & 0o777:o}): refused")
+
+
+class DownloadFolder:
+    """A server's private folder of prepared downloads, capped in bytes and files.
+
+    Parameters
+    ----------
+    parent : path-like, optional
+        Where to make the folder: default ``$ZPDIST_DOWNLOADS``, else the system's temporary directory.
+    max_bytes : int
+        Total size (bytes) the folder may hold; a single file over it is refused.
+    max_files : int
+        Number of files the folder may hold.
+
+    Raises
+    ------
+    OutputError
+        When the folder cannot be made in ``parent``.
+    """
+
+    def __init__(
+        self,
+        parent: str | os.PathLike | None = None,
+        max_bytes: int = MAX_DOWNLOAD_BYTES,
+        max_files: int = MAX_DOWNLOAD_FILES,
+    ) -> None:
+        parent = Path(parent or os.environ.get(DOWNLOADS_ENV) or tempfile.gettempdir())
+        try:
+            self.path = Path(tempfile.mkdtemp(prefix="zpdist-downloads-", dir=parent))
+        except OSError as exc:
+            raise OutputError(f"cannot make a download folder in {parent}: {exc.strerror}") from exc
+        check_private(self.path)
+        self.max_bytes, self.max_files = max_bytes, max_files
+
+    def prepare(self, rows: pd.DataFrame, fmt: str, metadata: dict, request: dict) -> Path:
+        """The file of ``rows`` in format ``fmt``: written once per distinct ``request``, then given back as is.
+
+        Parameters
+        ----------
+        rows : pandas.DataFrame
+            The rows to write (all their columns).
+        fmt : str
+            A key of :data:`FORMATS`.
+        metadata : dict
+            From :func:`export_metadata`; written into the file.
+        request : dict
+            JSON-safe description of what was asked (catalog, filters, selection): the same request in the same
+            format gives the same file.
+
+        Returns
+        -------
+        Path
+            The file, in this folder.
+
+        Raises
+        ------
+        OutputError
+            When the folder is no longer private, the file would exceed the folder's cap, or it cannot be written
+            (a full disk among others); no partial file is left.
+        """
+        check_private(self.path)
+        digest = hashlib.sha256(json.dumps([request, fmt], sort_keys=True, default=str).encode()).hexdigest()
+        path = self.path / f"{FILE_PREFIX}{digest[:20]}{FORMATS[fmt]}"
+        if path.is_file():
+            os.utime(path)  # requested again: the most recent, the last to go
+            return path
+        in_memory = int(rows.memory_usage(index=False).sum())
+        if in_memory > self.max_bytes:
+            raise OutputError(self._too_large(len(rows), in_memory))
+        try:
+            write_selection(rows, path, metadata)
+        except OSError as exc:
+            raise OutputError(f"could not write the download into {self.path}: {exc.strerror or exc}") from exc
+        size = path.stat().st_size
+        if size > self.max_bytes:
+            path.unlink()
+            raise OutputError(self._too_large(len(rows), size))
+        self._prune(keep=path)
+        return path
+
+    def _too_large(self, n_rows: int, n_bytes: int) -> str:
+        return (
+            f"the download of {n_rows:,} stars is {_megabytes(n_bytes)}, over this server's cap of "
+            f"{_megabytes(self.max_bytes)}: select fewer stars"
+        )
+
+    def _prune(self, keep: Path) -> None:
+        """Remove the least recently requested files until the folder is within its caps (``keep`` stays)."""
+        files = sorted(
+            (p for p in self.path.glob(f"{FILE_PREFIX}*") if p != keep), key=lambda p: p.stat().st_mtime, reverse=True
+        )
+        total, count = keep.stat().st_size, 1
+        for old in files:
+            size = old.stat().st_size
+            if count + 1 > self.max_files or total + size > self.max_bytes:
+                old.unlink(missing_ok=True)
+            else:
+                total, count = total + size, count + 1
+
+    def remove(self) -> None:
+        """Delete the folder and every download in it."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+_FOLDER: DownloadFolder | None = None
+_FOLDER_LOCK = threading.Lock()
+
+
+def download_folder() -> DownloadFolder:
+    """This server process's download folder: made on first use, removed when the process exits."""
+    global _FOLDER
+    with _FOLDER_LOCK:
+        if _FOLDER is None:
+            _FOLDER = DownloadFolder()
+            atexit.register(_FOLDER.remove)
+        return _FOLDER
 
 
 def export_metadata(catalog_path: Path, catalog_metadata: dict, filters: dict, selection: dict, n_rows: int) -> dict:
@@ -96,29 +242,3 @@ def write_selection(rows: pd.DataFrame, path: str | os.PathLike, metadata: dict)
         out.write(f"# zpdist selection: {json.dumps(metadata)}\n# units: {json.dumps(units)}\n".encode())
         pyarrow.csv.write_csv(pa.Table.from_pandas(rows, preserve_index=False), out)
     return path
-
-
-def prepare_download(rows: pd.DataFrame, fmt: str, metadata: dict, folder: Path | None = None) -> Path:
-    """Write a new download file (unique name) for ``rows`` in ``folder``, pruning downloads older than a day.
-
-    Parameters
-    ----------
-    rows : pandas.DataFrame
-    fmt : str
-        A key of :data:`FORMATS`.
-    metadata : dict
-    folder : Path, optional
-        Defaults to :func:`download_dir`.
-
-    Returns
-    -------
-    Path
-        The written file.
-    """
-    folder = folder or download_dir()
-    now = time.time()
-    for old in folder.glob("zpdist-selection-*"):
-        if now - old.stat().st_mtime > MAX_AGE_S:
-            old.unlink(missing_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return write_selection(rows, folder / f"zpdist-selection-{stamp}-{uuid.uuid4().hex[:8]}{FORMATS[fmt]}", metadata)

@@ -1,8 +1,9 @@
-"""The download route: tornado serving the folder of prepared downloads under ``/zpdist-downloads/``.
+"""The download route: tornado serving this server's private download folder under ``/zpdist-downloads/``.
 
 ``zpdist serve`` adds :data:`ROUTES` to its server; with Panel's own command, load this module as a
 plugin: ``panel serve dashboard/zpdist_dashboard/app.py --plugins zpdist_dashboard.routes``. The dashboard offers
-downloads only in a process where this module was loaded.
+downloads only in a process where this module was loaded. Importing it makes the process's download folder
+(:func:`zpdist_dashboard.export.download_folder`), removed when the process exits.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from pathlib import Path
 
 from tornado.web import StaticFileHandler
 
-from zpdist_dashboard.export import DOWNLOAD_ROUTE, download_dir
+from zpdist_dashboard.export import DOWNLOAD_ROUTE, download_folder
 
 
 class DownloadHandler(StaticFileHandler):
-    """Serves prepared downloads as attachments, never cached (each file name is used once)."""
+    """Serves prepared downloads as attachments, never cached by the browser."""
 
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Content-Disposition", f'attachment; filename="{Path(path).name}"')
@@ -23,4 +24,4 @@ class DownloadHandler(StaticFileHandler):
 
 
 #: Tornado routes to add to the server.
-ROUTES = [(rf"/{DOWNLOAD_ROUTE}/(.*)", DownloadHandler, {"path": str(download_dir())})]
+ROUTES = [(rf"/{DOWNLOAD_ROUTE}/(.*)", DownloadHandler, {"path": str(download_folder().path)})]

@@ -9,8 +9,10 @@ import pandas as pd
 import panel as pn
 import param
 
-from zpdist_dashboard.export import DOWNLOAD_ROUTE, FORMATS, export_metadata, prepare_download
+from zpdist.errors import ZpdistError
+from zpdist_dashboard.export import DOWNLOAD_ROUTE, FORMATS, DownloadFolder, download_folder, export_metadata
 from zpdist_dashboard.state import DashboardState
+from zpdist_dashboard.text import escape
 
 #: Rows and columns of the preview table.
 PREVIEW_ROWS = 100
@@ -33,12 +35,16 @@ class SelectionControls(pn.viewable.Viewer):
     """Count, clear button, format chooser and download link (sidebar), and the preview table (main area).
 
     A download is written server-side into the download folder and offered as a link to the route
-    that serves it; an empty selection disables the button and says why.
+    that serves it; an empty selection disables the button and says why, and a download that cannot be written
+    (over the folder's cap, a full disk) says so in place of the link.
     """
 
     state = param.ClassSelector(class_=DashboardState)
     fmt = param.Selector(default="CSV", objects=list(FORMATS), doc="Download format.")
-    link = param.String(default="", doc="HTML link to the last prepared download.")
+    link = param.String(default="", doc="HTML link to the last prepared download, or why there is none.")
+    downloads = param.ClassSelector(
+        class_=DownloadFolder, allow_None=True, doc="Where downloads are written; default this server's folder."
+    )
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
@@ -83,10 +89,14 @@ class SelectionControls(pn.viewable.Viewer):
         if rows.empty:
             return
         catalog = self.state.catalog
-        metadata = export_metadata(
-            catalog.path, catalog.metadata, self.state.describe_filters(), self.state.selection.to_dict(), len(rows)
-        )
-        path = prepare_download(rows, self.fmt, metadata)
+        filters, region = self.state.describe_filters(), self.state.selection.to_dict()
+        metadata = export_metadata(catalog.path, catalog.metadata, filters, region, len(rows))
+        request = {"catalog": str(catalog.path.resolve()), "filters": filters, "selection": region}
+        try:
+            path = (self.downloads or download_folder()).prepare(rows, self.fmt, metadata, request)
+        except (ZpdistError, OSError) as exc:
+            self.link = f'<span class="zpdist-download-error">{escape(f"The download failed: {exc}")}</span>'
+            return
         url = f"{pn.state.base_url.rstrip('/')}/{DOWNLOAD_ROUTE}/{path.name}"
         self.link = (
             f'<a class="zpdist-download" href="{url}" download="{path.name}">Download {len(rows)} stars '
@@ -94,17 +104,20 @@ class SelectionControls(pn.viewable.Viewer):
         )
 
     def preview(self) -> pn.viewable.Viewable:
-        """A table of the first selected stars."""
+        """A table of the first selected stars (a line of text while none is selected)."""
 
-        def table(selected: np.ndarray) -> pd.DataFrame:
+        def table(selected: np.ndarray) -> pn.viewable.Viewable:
+            if not selected.any():
+                return pn.pane.Markdown("No star selected.")
             frame = self.state.catalog.frame
             columns = list(dict.fromkeys(c for c in (*PREVIEW_COLUMNS, self.state.element) if c in frame))
-            return frame.loc[selected, columns].head(PREVIEW_ROWS).reset_index(drop=True)
+            rows = frame.loc[selected, columns].head(PREVIEW_ROWS).reset_index(drop=True)
+            return pn.widgets.Tabulator(rows, disabled=True, pagination=None, height=260,
+                                        sizing_mode="stretch_width", show_index=False)  # fmt: skip
 
         return pn.Card(
-            pn.widgets.Tabulator(pn.bind(table, self.state.param.selected), disabled=True, pagination=None,
-                                 height=260, sizing_mode="stretch_width", show_index=False),
-            title=f"Selected stars (first {PREVIEW_ROWS})", collapsed=False, sizing_mode="stretch_width",
+            pn.panel(pn.bind(table, self.state.param.selected)), title=f"Selected stars (first {PREVIEW_ROWS})",
+            collapsed=False, sizing_mode="stretch_width",
         )  # fmt: skip
 
     def __panel__(self) -> pn.viewable.Viewable:

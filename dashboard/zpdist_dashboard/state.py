@@ -1,21 +1,28 @@
 """The dashboard's data: the catalog (loaded once per process), and one state object per session.
 
-:class:`Catalog` is the file's rows plus a few derived columns; :class:`DashboardState` holds a session's
-filters, chosen element and current selection, and the boolean masks that follow from them.
+:class:`Catalog` is the file's rows plus a few derived columns, and the results every session may reuse;
+:class:`DashboardState` holds a session's filters, chosen element and current selection, and the boolean masks that
+follow from them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
 
+from zpdist.catalog import UNITS
 from zpdist.errors import FileFormatError, MissingInputError
 from zpdist.io.catalog import CATALOG_SUFFIXES, read_catalog
 from zpdist.io.columns import ELEMENTS, XFE_COLUMNS
@@ -89,6 +96,41 @@ class CatalogError(FileFormatError):
     """A file that cannot be read as a zpdist catalog."""
 
 
+class SharedResults:
+    """Results computed from a catalog that every session may reuse, keyed by what they depend on (a column, a
+    mask's :func:`mask_key`); beyond ``size`` of them the least recently used is dropped."""
+
+    def __init__(self, size: int = 128) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The result stored under ``key``, computed by ``compute()`` the first time."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return value
+
+
+def mask_key(mask: np.ndarray) -> str:
+    """A short digest of a boolean mask: equal masks, equal keys (the key of results that depend on a mask)."""
+    return hashlib.blake2b(np.packbits(mask).tobytes() + len(mask).to_bytes(8, "little"), digest_size=16).hexdigest()
+
+
+def _number(value: object, default: float) -> float:
+    """``value`` as a finite float, ``default`` when it is not one (metadata comes from a file)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Catalog:
     """A catalog loaded for the dashboard.
@@ -98,16 +140,42 @@ class Catalog:
     frame : pandas.DataFrame
         The file's columns, then the :data:`DERIVED` columns whose inputs are present.
     metadata : dict
-        The catalog's metadata block (model, frame, code version), ``{}`` if absent.
+        The catalog's metadata block (model, frame, code version), ``{}`` if absent. It comes from the file: read
+        it through the properties below, which check its types.
     path : Path
     columns : tuple of str
         The file's own columns: what a download contains.
+    shared : SharedResults
+        Results computed from ``frame`` once for all sessions.
     """
 
     frame: pd.DataFrame
     metadata: dict
     path: Path
     columns: tuple[str, ...]
+    shared: SharedResults = field(default_factory=SharedResults, compare=False, repr=False)
+
+    def finite_range(self, column: str) -> tuple[float, float] | None:
+        """(min, max) of the finite values of ``column``; None when it has none (or is absent)."""
+
+        def compute() -> tuple[float, float] | None:
+            values = self.frame[column].to_numpy(float) if column in self.frame else np.array([])
+            values = values[np.isfinite(values)]
+            return (float(values.min()), float(values.max())) if values.size else None
+
+        return self.shared.get(("finite_range", column), compute)
+
+    def unusable(self, columns: tuple[str, ...] | list[str]) -> list[str]:
+        """Why ``columns`` cannot be plotted: the catalog columns lacking (traced back from derived ones), else the
+        columns without a finite value (a derived one traced back to those of its inputs that have none); empty when
+        all can be."""
+        if missing := self.missing(columns):
+            return [f"the catalog lacks column '{c}'" for c in missing]
+        empty: list[str] = []
+        for name in (c for c in columns if self.finite_range(c) is None):
+            inputs = [c for c in DERIVED.get(name, ((),))[0] if self.finite_range(c) is None]
+            empty += [c for c in inputs or [name] if c not in empty]
+        return [f"column '{c}' has no finite values" for c in empty]
 
     def missing(self, columns: tuple[str, ...] | list[str]) -> list[str]:
         """The catalog columns lacking for ``columns`` (derived ones are traced back to their inputs)."""
@@ -119,14 +187,35 @@ class Catalog:
         return needed
 
     @property
+    def model(self) -> dict:
+        """The metadata's ``model`` block, ``{}`` when absent or not a mapping."""
+        model = self.metadata.get("model")
+        return model if isinstance(model, dict) else {}
+
+    @property
+    def model_mode(self) -> str | None:
+        """The network's mode (``"labels"``, ``"spectra"``…) from the metadata, None when unrecorded."""
+        mode = self.model.get("mode")
+        return mode if isinstance(mode, str) else None
+
+    @property
     def offset_model(self) -> str | None:
         """``"constant"`` or ``"multivariate"`` from the metadata, None when unrecorded."""
-        return self.metadata.get("model", {}).get("offset_model")
+        kind = self.model.get("offset_model")
+        return kind if isinstance(kind, str) else None
+
+    @property
+    def constant_offset_uas(self) -> tuple[float, float] | None:
+        """A constant model's fitted Δϖ and its error (µas), None when not recorded as finite numbers."""
+        value, error = _number(self.model.get("offset_uas"), np.nan), _number(self.model.get("offset_uas_err"), np.nan)
+        return (value, error) if self.offset_model == "constant" and math.isfinite(value) else None
 
     @property
     def r0_kpc(self) -> float:
         """Sun–Galactic-centre distance of the catalog's frame (kpc), 8.125 when unrecorded."""
-        return float(self.metadata.get("frame", {}).get("r0_kpc", 8.125))
+        frame = self.metadata.get("frame")
+        r0 = _number(frame.get("r0_kpc"), 8.125) if isinstance(frame, dict) else 8.125
+        return r0 if r0 > 0 else 8.125
 
 
 def load_catalog(path: str | os.PathLike) -> Catalog:
@@ -151,12 +240,15 @@ def load_catalog(path: str | os.PathLike) -> Catalog:
     if not any(c in frame.columns for c in DEFINING_COLUMNS):
         raise CatalogError(f"{path}: not a zpdist catalog (none of the columns {', '.join(DEFINING_COLUMNS)})")
     for name in frame.columns:
+        if name in UNITS and not pd.api.types.is_numeric_dtype(frame[name]):
+            raise CatalogError(f"{path}: column '{name}' holds {frame[name].dtype} values, not numbers")
+    for name in frame.columns:
         if frame[name].dtype == object and len(frame) and isinstance(frame[name].iloc[0], bytes):
             frame[name] = frame[name].str.decode("ascii").str.strip()
     columns = tuple(frame.columns)
     derived = {name: fn(frame) for name, (needs, fn) in DERIVED.items() if all(c in columns for c in needs)}
     frame = pd.concat([frame, pd.DataFrame(derived, index=frame.index)], axis=1)
-    return Catalog(frame, metadata, path, columns)
+    return Catalog(frame, metadata if isinstance(metadata, dict) else {}, path, columns)
 
 
 def shared_catalog(path: str | os.PathLike) -> Catalog:

@@ -1,6 +1,7 @@
 """Device and arithmetic choice, in one place: CUDA when available, else CPU (``--device`` overrides);
-bfloat16 Monte-Carlo inference on CUDA, float32 on CPU (``--precision`` overrides); how blocks of
-Monte-Carlo passes are laid out on the device (:func:`mc_block_rows`, :func:`map_blocks`, :class:`Scratch`)."""
+bfloat16 Monte-Carlo inference on CUDA, float32 on CPU (``--precision`` overrides); how the spectra
+branch's work is cut into blocks and run on the device (:func:`block_rows`, :func:`conv_rows`,
+:func:`map_blocks`, :class:`Scratch`, :func:`matmul_t`)."""
 
 from __future__ import annotations
 
@@ -38,11 +39,30 @@ def default_mc_rows(device: torch.device) -> int:
     return 32768 if device.type == "cuda" else 4096
 
 
-def mc_block_rows(device: torch.device) -> int:
-    """Rows (star-passes) per block of the spectra branch's Monte-Carlo passes: on a CPU, one star's 100
-    passes, whose activations (≈ 0.5 MB a row, one op at a time) mostly stay in the caches; on a GPU,
-    large kernels."""
-    return 8192 if device.type == "cuda" else 100
+def block_rows(device: torch.device) -> int:
+    """Rows (stars, or star-passes) per block of the spectra branch's convolutions and of its Monte-Carlo passes.
+
+    On a CPU a block's activations then mostly stay in the caches, which makes a batch of 512 stars as
+    fast per star as one of 64; a GPU wants large kernels.
+    """
+    return 8192 if device.type == "cuda" else 200
+
+
+def conv_rows(device: torch.device) -> int:
+    """Star-passes per convolution inside a block of Monte-Carlo passes: on a CPU, ≈ 10 MB of activations."""
+    return 8192 if device.type == "cuda" else 25
+
+
+def matmul_t(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x @ weightᵀ without gradients: (M, K) × (N, K) → (M, N).
+
+    On a CPU in float32 through oneDNN's matrix multiply (``torch.ops.mkldnn._linear_pointwise``, the
+    kernel of torch's compiled CPU models) where torch has oneDNN: the MKL one torch calls otherwise
+    runs its AVX2 code on AMD processors, ≈ 2× slower there. Elsewhere ``torch.nn.functional.linear``.
+    """
+    if x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
+    return torch.nn.functional.linear(x, weight)
 
 
 class Scratch:
@@ -72,9 +92,9 @@ def map_blocks(work: Callable[[Item, Scratch], Result], items: Sequence[Item], d
     """``work(item, scratch)`` for each item, in order; on a CPU, side by side on torch's threads.
 
     On a CPU each of ``torch.get_num_threads()`` Python threads takes whole items, with torch's own
-    (intra-op) threads set to one meanwhile: small blocks then run without a synchronisation per
-    operation, which on a busy machine costs more than the blocks themselves. Each thread has its
-    own :class:`Scratch`. Gradient mode and autocast do not carry into the threads.
+    (intra-op) threads, a process-wide setting, set to one meanwhile: small blocks then run without a
+    synchronisation per operation, which on a busy machine costs more than the blocks themselves.
+    Each thread has its own :class:`Scratch`. Gradient mode and autocast do not carry into the threads.
     """
     workers = min(torch.get_num_threads(), len(items)) if device.type == "cpu" else 1
     if workers <= 1:

@@ -61,7 +61,7 @@ class MCPrediction:
             getattr(self, name)[rows] = getattr(other, name)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def mc_predict(
     model: ZeroPointNet,
     inputs: np.ndarray,

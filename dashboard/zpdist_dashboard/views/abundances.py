@@ -5,27 +5,26 @@ from __future__ import annotations
 
 import holoviews as hv
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 
 from zpdist.maps import DEFAULT_BINS, DEFAULT_MIN_COUNT, binned_median_map, color_limits, running_median
 from zpdist_dashboard.state import ELEMENT_LABELS, DashboardState
-from zpdist_dashboard.views.base import LABELS, MAP_SIZE, SELECT_TOOLS, SQUARE_FRAME, missing_notice, selectable
+from zpdist_dashboard.views.base import (
+    LABELS,
+    MAP_SIZE,
+    SELECT_TOOLS,
+    SQUARE_FRAME,
+    extent,
+    missing_notice,
+    selectable,
+)
 
 #: Radii (kpc) of the reference circles: the bar/bulge region, and the Sun's R0 (taken from the catalog's frame).
 BULGE_RADIUS_KPC = 5.0
 #: |z| slices (kpc) of the radial profiles, and their radial bin width (kpc).
 Z_SLICES_KPC = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.0), (1.0, 2.0))
 PROFILE_STEP_KPC = 0.5
-
-
-def _extent(values: pd.Series, step: float = 1.0) -> float:
-    """The 99.5th percentile of ``|values|`` rounded up to ``step`` (at least ``step``)."""
-    finite = np.abs(values.to_numpy(float))
-    finite = finite[np.isfinite(finite)]
-    top = np.percentile(finite, 99.5) if finite.size else step
-    return float(max(step, np.ceil(top / step) * step))
 
 
 class AbundancesView(pn.viewable.Viewer):
@@ -37,10 +36,8 @@ class AbundancesView(pn.viewable.Viewer):
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
-        frame = self.state.catalog.frame
-        xy = _extent(pd.concat([frame.get("x_gc", pd.Series()), frame.get("y_gc", pd.Series())]))
-        r = _extent(frame.get("r_gc", pd.Series()))
-        z = _extent(frame.get("z_gc", pd.Series()), 0.5)
+        catalog = self.state.catalog
+        xy, r, z = extent(catalog, ("x_gc", "y_gc")), extent(catalog, ("r_gc",)), extent(catalog, ("z_gc",), 0.5)
         #: Axis limits (kpc) of the maps, from the whole catalog so they stay put while filtering.
         self._limits = {"x_gc": (-xy, xy), "y_gc": (-xy, xy), "r_gc": (0.0, r), "z_gc": (-z, z)}
 

@@ -1,4 +1,4 @@
-"""Pieces shared by the tabs: axis labels, the missing-column notice, datashaded maps and map selection."""
+"""Pieces shared by the tabs: axis labels, the notice of what a plot lacks, datashaded maps and map selection."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from holoviews.operation.datashader import rasterize
 
 from zpdist.maps import robust_edges
 from zpdist_dashboard.state import ELEMENT_LABELS, RANGE_FILTERS, Catalog, DashboardState, Selection
+from zpdist_dashboard.text import escape
 
 hv.extension("bokeh", logo=False)
 
@@ -39,22 +40,43 @@ RASTER_BINS = (200, 160)
 SELECT_TOOLS = {"tools": ["box_select", "lasso_select", "hover"], "active_tools": ["box_select", "wheel_zoom"]}
 
 
-def dimension(catalog: Catalog, column: str, value_range: tuple[float, float] | None = None) -> hv.Dimension:
-    """A labelled HoloViews dimension; its range defaults to the 0.5–99.5 percentiles of the whole catalog."""
-    if value_range is None:
+def robust_range(catalog: Catalog, column: str) -> tuple[float, float]:
+    """The 0.5–99.5 percentiles of ``column``'s finite values over the whole catalog (computed once per process)."""
+
+    def compute() -> tuple[float, float]:
         edges = robust_edges(catalog.frame[column], 1, (0.5, 99.5))
-        value_range = (float(edges[0]), float(edges[-1]))
-    return hv.Dimension(column, label=LABELS.get(column, column), range=value_range)
+        return float(edges[0]), float(edges[-1])
+
+    return catalog.shared.get(("robust_range", column), compute)
+
+
+def extent(catalog: Catalog, columns: tuple[str, ...], step: float = 1.0) -> float:
+    """The 99.5th percentile of the finite ``|values|`` of ``columns`` (those present) rounded up to ``step`` (at
+    least ``step``), over the whole catalog: the half-width of a map centred on zero, in the columns' unit."""
+
+    def compute() -> float:
+        present = [c for c in columns if c in catalog.frame]
+        values = np.abs(catalog.frame[present].to_numpy(float).ravel())
+        values = values[np.isfinite(values)]
+        top = np.percentile(values, 99.5) if values.size else step
+        return float(max(step, np.ceil(top / step) * step))
+
+    return catalog.shared.get(("extent", columns, step), compute)
+
+
+def dimension(catalog: Catalog, column: str, value_range: tuple[float, float] | None = None) -> hv.Dimension:
+    """A labelled HoloViews dimension; its range defaults to :func:`robust_range`."""
+    return hv.Dimension(column, label=LABELS.get(column, column), range=value_range or robust_range(catalog, column))
 
 
 def missing_notice(catalog: Catalog, title: str, columns: list[str]) -> pn.pane.Alert | None:
-    """A notice naming the catalog columns that ``title`` needs and lacks; None when nothing is missing."""
-    missing = catalog.missing(columns)
-    if not missing:
+    """A notice saying why ``title`` cannot be drawn (columns the catalog lacks, or without a finite value); None
+    when it can."""
+    reasons = catalog.unusable(columns)
+    if not reasons:
         return None
-    names = ", ".join(f"'{c}'" for c in missing)
     return pn.pane.Alert(
-        f"**{title}** cannot be drawn: the catalog {catalog.path.name} lacks column(s) {names}.",
+        f"**{escape(title)}** cannot be drawn from {escape(catalog.path.name)}: {escape('; '.join(reasons))}.",
         alert_type="warning",
         width=MAP_SIZE["width"],
     )

@@ -10,8 +10,8 @@ import param
 
 from zpdist.precision import crossover_distance, fractional_error_profile
 from zpdist.units import pc_to_kpc
-from zpdist_dashboard.state import DashboardState
-from zpdist_dashboard.views.base import SQUARE_FRAME, datashaded_map, dimension, missing_notice, selectable
+from zpdist_dashboard.state import DashboardState, mask_key
+from zpdist_dashboard.views.base import SQUARE_FRAME, datashaded_map, dimension, extent, missing_notice, selectable
 
 #: Columns :func:`zpdist.precision.fractional_error_profile` reads.
 PROFILE_COLUMNS = ["dist", "dist_error", "parallax_corrected", "parallax_corrected_error"]
@@ -35,8 +35,11 @@ class DistancesView(pn.viewable.Viewer):
     def _update_profile(self) -> None:
         if self._missing_profile:
             return
-        self.profile = fractional_error_profile(self.state.filtered(PROFILE_COLUMNS))
-        self.crossover_pc = crossover_distance(self.profile)
+        mask = self.state.mask
+        profile = self.state.catalog.shared.get(
+            ("distance_profile", mask_key(mask)), lambda: fractional_error_profile(self.state.filtered(PROFILE_COLUMNS))
+        )
+        self.profile, self.crossover_pc = profile, crossover_distance(profile)
 
     def _medians(self, profile: pd.DataFrame, crossover_pc: float, y: str) -> hv.Overlay:
         centre = pc_to_kpc(0.5 * (profile["d_lo"] + profile["d_hi"]))
@@ -77,8 +80,8 @@ class DistancesView(pn.viewable.Viewer):
         title = "Fraction of stars where the NN beats Gaia"
         if missing := missing_notice(catalog, title, ["x_gc", "y_gc", "nn_beats_gaia"]):
             return missing
-        extent = float(np.nanpercentile(np.abs(catalog.frame[["x_gc", "y_gc"]].to_numpy(float)), 99.5))
-        x, y = (dimension(catalog, c, (-extent, extent)) for c in ("x_gc", "y_gc"))
+        half = extent(catalog, ("x_gc", "y_gc"))
+        x, y = (dimension(catalog, c, (-half, half)) for c in ("x_gc", "y_gc"))
         plot = datashaded_map(self.state, x, y, "nn_beats_gaia", title, cmap="RdBu", clim=(0.0, 1.0), **SQUARE_FRAME)
         return pn.pane.HoloViews(selectable(plot, self.state, "x_gc", "y_gc"))
 

@@ -16,6 +16,7 @@ import param
 from zpdist.zeropoint_maps.build import load_gaia_histograms
 from zpdist.zeropoint_maps.histograms import MAP_PLANES, GaiaHistograms
 from zpdist.zeropoint_maps.table import COORDINATES, VALUE
+from zpdist_dashboard.text import escape
 from zpdist_dashboard.views.base import LABELS, MAP_SIZE
 from zpdist_dashboard.views.zeropoint import OFFSET
 
@@ -108,8 +109,8 @@ class GaiaScaleView(pn.viewable.Viewer):
         share = outside / h.n_rows if h.n_rows else 0.0
         origin = "read from the cache" if h.from_cache else "built"
         return (
-            f"### Gaia-scale table\n**{h.source}**: {h.n_rows:,} rows in {h.n_files} files; {outside:,} ({share:.1%}) "
-            f"outside the training domain. Fine histograms of {h.fine_bins}² bins per plane, {origin} in "
+            f"### Gaia-scale table\n**{escape(h.source)}**: {h.n_rows:,} rows in {h.n_files} files; {outside:,} "
+            f"({share:.1%}) outside the training domain. Fine histograms of {h.fine_bins}² bins per plane, {origin} in "
             f"{h.seconds:.1f} s; the maps re-bin them for the visible range."
         )
 
