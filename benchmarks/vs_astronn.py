@@ -309,8 +309,10 @@ def write_table(rows: list[tuple[int, str, dict, dict]], args: argparse.Namespac
              "| ratio (per CPU s) |", "|---|---|---|---|---|"]  # fmt: skip
     for r, label, a, b in rows:
         wall, cpu = a["stars_per_s"] / b["stars_per_s"], a["stars_per_cpu_s"] / b["stars_per_cpu_s"]
-        lines.append(f"| {r} | {label} | {a['stars_per_s']:,.1f} ({a['stars_per_cpu_s']:,.1f}) | "
-                     f"{b['stars_per_s']:,.1f} ({b['stars_per_cpu_s']:,.1f}) | **{wall:.2f}×** ({cpu:.2f}×) |")
+        lines.append(
+            f"| {r} | {label} | {a['stars_per_s']:,.1f} ({a['stars_per_cpu_s']:,.1f}) | "
+            f"{b['stars_per_s']:,.1f} ({b['stars_per_cpu_s']:,.1f}) | **{wall:.2f}×** ({cpu:.2f}×) |"
+        )
     lines += ["", "| measurement | wall-clock ratios by round | median | per-CPU-second ratios | median |",
               "|---|---|---|---|---|"]  # fmt: skip
     for label in dict.fromkeys(label for _, label, _, _ in rows):

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.nn import functional
 
-from zpdist.nn.device import Scratch, map_blocks
+from zpdist.nn.device import Scratch, map_blocks, matmul_t
 from zpdist.nn.infer import mc_predict
 from zpdist.nn.luminosity import SpectraBranch, keep_masks
 from zpdist.nn.model import ModelConfig, ZeroPointNet, enable_mc_dropout
@@ -175,6 +175,17 @@ def test_monte_carlo_predictions_are_reproducible_whatever_the_threads():
     np.testing.assert_array_equal(results[0].fakemag, results[1].fakemag)
     np.testing.assert_array_equal(results[0].fakemag_model_var, results[1].fakemag_model_var)
     assert torch.get_num_threads() == threads
+
+
+def test_matmul_equals_torch_linear_in_float32_and_bfloat16():
+    generator = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(37, 7500, generator=generator), torch.randn(164, 7500, generator=generator)
+    expected = functional.linear(x.double(), weight.double()).float()
+    torch.testing.assert_close(matmul_t(x, weight), expected, rtol=1e-4, atol=1e-4)
+    low = matmul_t(x.bfloat16(), weight.bfloat16())
+    assert low.dtype == torch.bfloat16 and float((low.float() - expected).abs().max()) < 0.02 * float(
+        expected.abs().max()
+    )
 
 
 def test_map_blocks_keeps_the_order_and_gives_each_thread_its_scratch():

@@ -193,7 +193,8 @@ class ZeroPointNet(nn.Module):
         n_samples : int
             Number of passes through the stochastic layers; outputs get a trailing axis of this
             length when ``n_samples > 1``. Dropout is active only in training mode or after
-            :func:`enable_mc_dropout`.
+            :func:`enable_mc_dropout`; with gradients off, the spectra branch's passes draw their own
+            dropout masks (:meth:`zpdist.nn.luminosity.SpectraBranch.sample_body`).
         body_dtype : torch.dtype, optional
             Run the repeated (dropout) body of the luminosity branch under autocast to this dtype
             (bfloat16 or float16: mixed-precision inference). Everything evaluated once per star,
