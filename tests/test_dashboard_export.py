@@ -4,6 +4,7 @@ the same request, keeps within its caps, and turns a full disk or an oversized d
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -156,3 +157,31 @@ def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, rows, metad
     with pytest.raises(OutputError, match=f"could not write the download into {folder.path}: No space left on device"):
         folder.prepare(rows, "FITS", metadata, _request(1))
     assert list(folder.path.iterdir()) == []
+
+
+def test_the_route_serves_attachments_and_nothing_once_the_folder_is_swapped(tmp_path, rows, metadata):
+    from tornado.httpclient import AsyncHTTPClient
+    from tornado.httpserver import HTTPServer
+    from tornado.testing import bind_unused_port
+    from tornado.web import Application
+
+    from zpdist_dashboard.routes import DownloadHandler  # (importing it makes this process's own folder too)
+
+    folder = DownloadFolder(tmp_path)
+    name = folder.prepare(rows, "CSV", metadata, _request(1)).name
+
+    async def fetch() -> tuple[int, str]:
+        sock, port = bind_unused_port()
+        server = HTTPServer(Application([(r"/d/(.*)", DownloadHandler, {"path": str(folder.path)})]))
+        server.add_sockets([sock])
+        try:
+            response = await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/d/{name}", raise_error=False)
+            return response.code, response.headers.get("Content-Disposition", "")
+        finally:
+            server.stop()
+
+    assert asyncio.run(fetch()) == (200, f'attachment; filename="{name}"')
+    elsewhere = tmp_path / "elsewhere"
+    folder.path.rename(elsewhere)
+    folder.path.symlink_to(elsewhere)  # the same file, now behind a link
+    assert asyncio.run(fetch())[0] == 403

@@ -13,7 +13,8 @@ from astropy.table import Table
 from tests.synthetic_catalog import shown, write_synthetic_catalog
 from zpdist.cli import build_parser, main
 from zpdist.errors import InputError
-from zpdist_dashboard.app import served_app
+from zpdist_dashboard import app
+from zpdist_dashboard.app import MemoryRelease, served_app
 from zpdist_dashboard.command import COMMAND
 from zpdist_dashboard.sources import CATALOG_ENV, DEMO_CATALOG, GAIA_ENV, resolve_catalog_path
 
@@ -93,3 +94,20 @@ def test_a_file_that_is_not_a_catalog_exits_2_naming_it(tmp_path, capsys):
         assert main(["serve", "--catalog", str(path), "--port", "5999"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("zpdist serve: error:") and str(path) in err and len(err.strip().splitlines()) == 1
+
+
+def test_sessions_ending_together_release_memory_once(monkeypatch):
+    scheduled: list[tuple[float, object]] = []
+
+    class Loop:
+        def call_later(self, delay: float, callback) -> None:
+            scheduled.append((delay, callback))
+
+    monkeypatch.setattr(app.IOLoop, "current", staticmethod(Loop))
+    release = MemoryRelease(delay_s=5.0)
+    for _ in range(20):  # twenty viewers leave within the delay: one collection for all
+        release.session_ended(None)
+    assert [delay for delay, _ in scheduled] == [5.0]
+    scheduled[0][1]()  # the collection runs; the next session to end schedules another
+    release.session_ended(None)
+    assert len(scheduled) == 2

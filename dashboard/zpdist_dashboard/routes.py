@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tornado.web import StaticFileHandler
+from tornado.web import HTTPError, StaticFileHandler
 
-from zpdist_dashboard.export import DOWNLOAD_ROUTE, download_folder
+from zpdist.errors import OutputError
+from zpdist_dashboard.export import DOWNLOAD_ROUTE, check_private, download_folder
 
 
 class DownloadHandler(StaticFileHandler):
-    """Serves prepared downloads as attachments, never cached by the browser."""
+    """Serves prepared downloads as attachments, never cached by the browser, and nothing once the folder is no
+    longer this server's private one (403)."""
+
+    def validate_absolute_path(self, root: str, absolute_path: str) -> str | None:
+        try:
+            check_private(Path(root))
+        except OutputError as exc:
+            raise HTTPError(403) from exc
+        return super().validate_absolute_path(root, absolute_path)
 
     def set_extra_headers(self, path: str) -> None:
         self.set_header("Content-Disposition", f'attachment; filename="{Path(path).name}"')
