@@ -5,6 +5,7 @@ branch's work is cut into blocks and run on the device (:func:`block_rows`, :fun
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -60,9 +61,23 @@ def matmul_t(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     kernel of torch's compiled CPU models) where torch has oneDNN: the MKL one torch calls otherwise
     runs its AVX2 code on AMD processors, ≈ 2× slower there. Elsewhere ``torch.nn.functional.linear``.
     """
-    if x.device.type == "cpu" and x.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+    if x.device.type == "cpu" and x.dtype == torch.float32 and _onednn_linear_works():
         return torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
     return torch.nn.functional.linear(x, weight)
+
+
+@functools.cache
+def _onednn_linear_works() -> bool:
+    """Whether this torch build has oneDNN's linear kernel with the call signature used here (a private op: a
+    torch release may rename or change it, and then the public ``linear`` is used)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    x, weight = torch.ones(2, 3), torch.ones(4, 3)
+    try:
+        result = torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
+    except (AttributeError, RuntimeError, TypeError):
+        return False
+    return bool(torch.equal(result, torch.full((2, 4), 3.0)))
 
 
 class Scratch:
