@@ -296,6 +296,19 @@ def section_from_toml(cls: type, values: object, path: Path, name: str) -> objec
         raise ConfigError(f"{path}: [{name}]: {exc}") from exc
 
 
+def read_toml(path: Path, what: str) -> dict:
+    """The content of a TOML file; a missing, unreadable or invalid file is a :class:`ConfigError` naming it and
+    saying it is the ``what`` (e.g. "configuration file")."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such {what}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+
 def load_config(path: str | os.PathLike | None) -> ZpdistConfig:
     """The configuration tree of a TOML file (None: every default).
 
@@ -308,14 +321,7 @@ def load_config(path: str | os.PathLike | None) -> ZpdistConfig:
     if path is None:
         return ZpdistConfig()
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such configuration file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the configuration ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    data = read_toml(path, "configuration file")
     unknown = [name for name in data if name not in SECTIONS]
     if unknown:
         raise ConfigError(

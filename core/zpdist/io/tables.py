@@ -249,27 +249,30 @@ def read_table(
     path = Path(path)
     stated = normalise_gaia_release(gaia_release) if gaia_release is not None else None
     available = list_columns(path)
-    where = f"{path} ({_fits_table_label(path)})" if _suffix(path).startswith(".fit") else str(path)
+
+    def where() -> str:  # for messages only: naming the FITS HDU opens the file once more
+        return f"{path} ({_fits_table_label(path)})" if _suffix(path).startswith(".fit") else str(path)
+
     try:
         mapping = resolve_columns(available)
     except DuplicateColumnError as exc:
-        raise TableError(f"{where}: {exc}") from exc
+        raise TableError(f"{where()}: {exc}") from exc
     if require_gaia and "parallax" not in mapping:
         raise TableError(
-            f"{where}: no Gaia parallax column; looked for {', '.join(gaia_parallax_names_looked_for())} "
+            f"{where()}: no Gaia parallax column; looked for {', '.join(gaia_parallax_names_looked_for())} "
             f"(case-insensitive)"
         )
     for name in required:
         if name not in mapping and not (name == "bp_rp" and {"phot_bp_mean_mag", "phot_rp_mean_mag"} <= set(mapping)):
             aliases = APOGEE_FIELDS.get(name) or GAIA_FIELDS.get(name) or (name,)
-            raise TableError(f"{where}: required column {name!r} is missing (looked for {', '.join(aliases)})")
+            raise TableError(f"{where()}: required column {name!r} is missing (looked for {', '.join(aliases)})")
     raw = read_columns(path, list(dict.fromkeys(mapping.values())))
     if raw.empty:
-        raise TableError(f"{where}: the table has columns but no rows")
+        raise TableError(f"{where()}: the table has columns but no rows")
     try:
         frame = _canonicalise(raw, mapping)
     except TableError as exc:
-        raise TableError(f"{where}: {exc}") from exc
+        raise TableError(f"{where()}: {exc}") from exc
     frame.attrs["source"] = str(path)
     frame.attrs["column_map"] = mapping
     release, how = gaia_release_from_columns(available)

@@ -21,11 +21,10 @@ Where each part acts: :mod:`zpdist.mock.fields` (selection), :func:`zpdist.mock.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zpdist.config import section_from_toml
+from zpdist.config import read_toml, section_from_toml
 from zpdist.errors import ConfigError
 from zpdist.mock.chemistry import CN_BASE_SCATTER_DEX
 
@@ -320,12 +319,4 @@ def load_realism(path: str | Path) -> Realism:
         On a missing or invalid file, an unknown part or key, or a bad value (naming the file and the key).
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such realism file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the realism file ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return Realism.from_dict(data, path, switch_on=True)
+    return Realism.from_dict(read_toml(path, "realism file"), path, switch_on=True)
