@@ -38,6 +38,7 @@ test: setup $(CHROMIUM) lint
 	$(VENV)/bin/pytest -q
 
 bench: setup
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) benchmarks/run_all.py
 
 clean:

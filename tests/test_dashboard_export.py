@@ -1,4 +1,5 @@
-"""Downloads: the files round-trip through pyarrow/astropy to the same rows, with the filters, selection and model;
+"""Downloads: the files (CSV, FITS, Parquet, VOTable) round-trip through pyarrow/astropy to the same rows, with the
+filters, selection and model;
 the server's download folder is private (0700, fresh, never through a symbolic link), gives back the same file for
 the same request, keeps within its caps, and turns a full disk or an oversized download into one clear error."""
 
@@ -16,12 +17,20 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
+from astropy.io.votable import parse
 from astropy.table import Table
 
 from tests.synthetic_catalog import synthetic_catalog
 from zpdist.errors import OutputError
 from zpdist_dashboard import export
-from zpdist_dashboard.export import FILE_PREFIX, DownloadFolder, check_private, export_metadata, write_selection
+from zpdist_dashboard.export import (
+    FILE_PREFIX,
+    VOTABLE_INFO,
+    DownloadFolder,
+    check_private,
+    export_metadata,
+    write_selection,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +78,21 @@ def test_csv_round_trip(tmp_path, rows, metadata):
     _check(pd.read_csv(path, comment="#"), rows)
     first = path.read_text().splitlines()[0]
     assert json.loads(first.removeprefix("# zpdist selection: ")) == json.loads(json.dumps(metadata))
+
+
+def test_votable_round_trip(tmp_path, rows, metadata):
+    path = write_selection(rows, tmp_path / "s.vot", metadata)
+    votable = parse(path)
+    _check(votable.get_first_table().to_table().to_pandas(), rows)
+    fields = {f.name: f for f in votable.get_first_table().fields}
+    assert (fields["dist"].unit, fields["teff"].unit, fields["zp_offset"].unit) == ("pc", "K", "mas")
+    assert fields["apogee_id"].unit is None
+    (info,) = [i for i in votable.resources[0].infos if i.name == VOTABLE_INFO]
+    assert json.loads(info.value) == json.loads(json.dumps(metadata))
+    assert b"<BINARY2>" in path.read_bytes()  # binary, not one XML element per value
+    folder = DownloadFolder(tmp_path)
+    prepared = folder.prepare(rows, "VOTable", metadata, _request(1))
+    assert prepared.suffix == ".vot" and len(parse(prepared).get_first_table().array) == len(rows)
 
 
 def _request(i: int) -> dict:

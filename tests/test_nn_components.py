@@ -225,11 +225,12 @@ def test_offset_summary_moves_the_level_to_the_least_squares_optimum():
     parallax = (truth["fakemag"] * 10 ** (-0.2 * k) + truth["offset"] + 0.02).double()  # level off by +20 µas
     stars = [Batch(x, z, k, parallax.float(), torch.full((2000,), 0.01))]
     before = model.offset.level.item()
-    summary = offset_summary(model, stars, CPU, mc_samples=2, n_passes=60, seed=0)
+    summary = offset_summary(model, lambda: stars, CPU, mc_samples=2, n_passes=60, seed=0, network_draws=5)
     assert model.offset.level.item() - before == pytest.approx(0.02, abs=1e-5)
     assert summary["luminosity_scale_polish"] == pytest.approx(1.0, abs=1e-4)
     assert summary["offset_uas"] - summary["offset_uas_before_polish"] == pytest.approx(20.0, abs=0.01)
     assert summary["offset_mc_passes"] == 60 and summary["offset_uas_err_mc"] == 0.0  # no dropout, no model error
+    assert summary["offset_uas_err_network"] == pytest.approx(0.0, abs=1e-6)  # every network draw is the same
 
 
 # --- checkpoints written before the components ------------------------------------------------------------------

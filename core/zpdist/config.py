@@ -103,6 +103,15 @@ class TrainConfig:
         Spectra mode: the selected spectra are held in memory when they fit this budget (GB, 10⁹ bytes),
         else streamed from the HDF5 file in blocks that do. Streaming visits the stars in another order,
         so it is part of the configuration a run is reproduced from.
+    likelihood : {"selection", "paper"}
+        The training objective. "paper": Leung & Bovy's Gaussian in parallax. "selection": the
+        selection-aware likelihood, which marginalises each star's luminosity scatter with a distance prior
+        from a Galactic density model at the star's apparent magnitude (:mod:`zpdist.nn.loss`); under a
+        magnitude limit the paper's objective biases Δϖ wherever the inputs leave luminosity scatter.
+        Needs GLON/GLAT (or RA/DEC) per star.
+    network_draws : int
+        Draws of the luminosity network (one dropout mask shared by every star) over which the offset's
+        level is re-solved; their spread is the level's network error (0: not computed).
     warm_lr_factor : float
         With a warm start, the log-linear term and the constant offset learn at this fraction of the
         learning rate (Adam's step is ≈ the learning rate whatever the gradient: at 1e-3 the constant
@@ -132,6 +141,8 @@ class TrainConfig:
     warm_lr_factor: float = 0.1
     max_memory_gb: float = 8.0
     parallax_correction: Literal["none", "l21"] = "none"
+    likelihood: Literal["selection", "paper"] = "paper"
+    network_draws: int = 30
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "learning_rate", "offset_mc_passes", "fit_mc_samples", "max_memory_gb"):
@@ -140,9 +151,11 @@ class TrainConfig:
             _require_range(key, getattr(self, key), 0.0, 1.0, include_low=False)
         if self.parallax_correction not in ("none", "l21"):
             raise ConfigError(f"parallax_correction = {self.parallax_correction!r}: choose none or l21")
+        if self.likelihood not in ("selection", "paper"):
+            raise ConfigError(f"likelihood = {self.likelihood!r}: choose selection or paper")
         for key in ("dropout", "warm_lr_factor"):
             _require_range(key, getattr(self, key), 0.0, 1.0)
-        for key in ("lr_patience", "early_stopping_patience", "n_quadratic", "l2"):
+        for key in ("lr_patience", "early_stopping_patience", "n_quadratic", "l2", "network_draws"):
             _require_range(key, getattr(self, key), 0.0, math.inf)
 
     def to_dict(self) -> dict:

@@ -22,7 +22,8 @@ from zpdist.nn import data
 from zpdist.nn.device import default_mc_rows, resolve_device, resolve_precision
 from zpdist.nn.infer import MCPrediction, load_model, mc_predict
 from zpdist.nn.model import ZeroPointNet
-from zpdist.units import pc_to_kpc, uas_to_mas
+from zpdist.nn.offset_export import level_error_mas
+from zpdist.units import pc_to_kpc
 
 #: Spectra rows read from disk per inference step.
 SPECTRA_CHUNK_ROWS = 2048
@@ -81,7 +82,7 @@ def predict_catalog(
             raise InputError(f"{run_dir}: this is a spectra-mode model; give --spectra FILE")
         _predict_spectra(model, spectra_path, offsets, prediction, mc_samples, torch_device, precision, progress, log)
     after_l21 = meta["train"].get("parallax_correction", "none") == "l21"
-    catalog = build_catalog(table, prediction, frame, uas_to_mas(meta["summary"]["offset_uas_err_stat"]), after_l21)
+    catalog = build_catalog(table, prediction, frame, level_error_mas(meta["summary"]), after_l21)
     metadata = {
         "model": {"run_dir": str(Path(run_dir).resolve()), **meta["summary"], "mode": model.config.mode,
                   "offset_model": model.config.offset_model, "label_columns": meta["label_columns"]},

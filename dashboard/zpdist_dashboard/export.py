@@ -1,11 +1,11 @@
-"""Turning a selection of catalog rows into a CSV, FITS or Parquet file that records how it was made.
+"""Turning a selection of catalog rows into a CSV, FITS, Parquet or VOTable file that records how it was made.
 
 Files are written atomically into the server's private download folder (:class:`DownloadFolder`), which the server
 exposes at :data:`DOWNLOAD_ROUTE` (see :mod:`zpdist_dashboard.routes`), so large selections never travel over the
 websocket. The folder is made afresh for each server process (``tempfile.mkdtemp``: mode 0700, owned by this user,
 never a predictable shared path), holds one file per distinct request (the same selection, filters and format give
 back the same file), is capped in bytes and files (the least recently requested go first), and is removed when the
-server stops.
+server stops. The VOTable is also what :mod:`zpdist_dashboard.samp` sends to TOPCAT.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ from zpdist.io.atomic import atomic_path
 from zpdist.io.catalog import write_catalog
 
 #: Download formats: name shown to the user -> file suffix.
-FORMATS: dict[str, str] = {"CSV": ".csv", "FITS": ".fits", "Parquet": ".parquet"}
+FORMATS: dict[str, str] = {"CSV": ".csv", "FITS": ".fits", "Parquet": ".parquet", "VOTable": ".vot"}
+#: Name of the VOTable INFO element that holds the metadata (JSON).
+VOTABLE_INFO = "zpdist"
 #: URL path (below the server root) under which the download folder is served.
 DOWNLOAD_ROUTE = "zpdist-downloads"
 #: Environment variable naming the folder in which each server makes its private download folder (default: the
@@ -216,24 +218,28 @@ def export_metadata(catalog_path: Path, catalog_metadata: dict, filters: dict, s
 
 
 def write_selection(rows: pd.DataFrame, path: str | os.PathLike, metadata: dict) -> Path:
-    """Write ``rows`` atomically as CSV, FITS or Parquet (by suffix), with ``metadata`` and the units.
+    """Write ``rows`` atomically as CSV, FITS, Parquet or VOTable (by suffix), with ``metadata`` and the units.
 
     FITS and Parquet use :func:`zpdist.io.catalog.write_catalog` (metadata in ``ZPMETA`` / schema key
     ``zpdist``, headline offset keywords, units). CSV starts with ``#`` comment lines holding the
-    metadata and the units as JSON, then a header row and the rows.
+    metadata and the units as JSON, then a header row and the rows. A VOTable (``.vot``, BINARY2 serialisation) has
+    the units on its FIELDs and the metadata as JSON in an INFO named :data:`VOTABLE_INFO`.
 
     Parameters
     ----------
     rows : pandas.DataFrame
         The catalog columns of the selected stars.
     path : path-like
-        ``.csv``, ``.fits`` or ``.parquet``.
+        ``.csv``, ``.fits``, ``.parquet`` or ``.vot``.
     metadata : dict
         From :func:`export_metadata`.
     """
     path = Path(path)
     units = {k: v for k, v in UNITS.items() if k in rows.columns}
-    if path.suffix.lower() != ".csv":
+    suffix = path.suffix.lower()
+    if suffix == ".vot":
+        return _write_votable(rows, path, metadata, units)
+    if suffix != ".csv":
         return write_catalog(rows.reset_index(drop=True), path, metadata, units)
     import pyarrow as pa
     import pyarrow.csv
@@ -241,4 +247,21 @@ def write_selection(rows: pd.DataFrame, path: str | os.PathLike, metadata: dict)
     with atomic_path(path) as tmp, open(tmp, "wb") as out:
         out.write(f"# zpdist selection: {json.dumps(metadata)}\n# units: {json.dumps(units)}\n".encode())
         pyarrow.csv.write_csv(pa.Table.from_pandas(rows, preserve_index=False), out)
+    return path
+
+
+def _write_votable(rows: pd.DataFrame, path: Path, metadata: dict, units: dict[str, str]) -> Path:
+    """``rows`` as a BINARY2 VOTable at ``path`` (atomically): units on the FIELDs, ``metadata`` in an INFO."""
+    from astropy.io.votable import from_table
+    from astropy.io.votable.tree import Info
+    from astropy.table import Table
+
+    table = Table.from_pandas(rows.reset_index(drop=True))
+    votable = from_table(table)
+    for field in votable.get_first_table().fields:
+        if field.name in units:
+            field.unit = units[field.name]
+    votable.resources[0].infos.append(Info(name=VOTABLE_INFO, value=json.dumps(metadata)))
+    with atomic_path(path) as tmp:
+        votable.to_xml(str(tmp), tabledata_format="binary2")
     return path

@@ -60,6 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "astrometric_params_solved, G; stars outside its range are cut). Default none",
     )  # fmt: skip
     p.add_argument(
+        "--likelihood", choices=("selection", "paper"),
+        help="selection: marginalise each star's luminosity scatter with a distance prior from a Galactic density "
+        "model at its apparent magnitude, which removes the bias a magnitude limit gives the paper's objective "
+        "(needs GLON/GLAT or RA/DEC); paper: Leung & Bovy's Gaussian in parallax. Default "
+        f"{d.likelihood}",
+    )  # fmt: skip
+    p.add_argument(
         "--max-memory-gb", type=positive_float, metavar="GB",
         help=f"spectra mode: hold the selected spectra in memory up to this size, else stream them from the HDF5 "
         f"file (default {d.max_memory_gb:g} GB)",
@@ -77,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 #: Options that set a key of the [train] section (argparse dest = TrainConfig field).
 TRAIN_KEYS = (
     "mode", "offset_model", "luminosity_head", "n_quadratic", "warm_start", "epochs", "batch_size", "learning_rate",
-    "early_stopping_patience", "device", "seed", "max_memory_gb", "parallax_correction",
+    "early_stopping_patience", "device", "seed", "max_memory_gb", "parallax_correction", "likelihood",
 )  # fmt: skip
 
 

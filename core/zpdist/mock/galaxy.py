@@ -1,4 +1,4 @@
-"""Where mock stars are: a Milky-Way density model (thin and thick disks, a bar/bulge) and a dust disk.
+"""Where mock stars are: drawn from the Milky-Way density model (:mod:`zpdist.galaxy_model`), and a dust disk.
 
 Positions are Galactocentric Cartesian (kpc) in astropy's convention (Sun at x ≈ −R0, rotation along +y).
 """
@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-# Component weights among giants drawn over the whole Galaxy (thin disk, thick disk, bar/bulge)
-COMPONENT_WEIGHTS = (0.70, 0.12, 0.18)
-THIN_DISK = {"scale_length": 2.6, "scale_height": 0.3}
-THICK_DISK = {"scale_length": 2.0, "scale_height": 0.9}
-BAR = {"sigma_major": 1.2, "sigma_minor": 0.45, "sigma_z": 0.35, "angle_deg": 27.0}
+from zpdist.galaxy_model import BAR, COMPONENT_WEIGHTS, THICK_DISK, THIN_DISK
+
 DUST = {"scale_length": 3.0, "scale_height": 0.1, "local_av_per_kpc": 0.7}
 # Extinction in each band relative to A_V
 EXTINCTION_RATIOS = {"j": 0.282, "h": 0.175, "k": 0.112, "g": 0.80, "bp": 1.00, "rp": 0.59}

@@ -21,6 +21,8 @@ class Batch:
         Extinction-corrected 2MASS K (mag).
     parallax, parallax_error : Tensor, shape (N,)
         Gaia parallax and its error (mas).
+    sightline : Tensor, shape (N, 3), or None
+        Unit vectors from the Sun towards each star, for the selection-aware likelihood (NaN: unknown).
     """
 
     inputs: torch.Tensor
@@ -28,6 +30,7 @@ class Batch:
     k_corr: torch.Tensor
     parallax: torch.Tensor
     parallax_error: torch.Tensor
+    sightline: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.parallax)

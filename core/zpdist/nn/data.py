@@ -6,8 +6,10 @@ import os
 import warnings
 from collections.abc import Sequence
 
+import astropy.units as u
 import numpy as np
 import pandas as pd
+from astropy.coordinates import SkyCoord
 
 from zpdist.errors import InputError
 from zpdist.io.spectra import (
@@ -17,6 +19,7 @@ from zpdist.io.spectra import (
     fill_bad_pixels,
     nonfinite_rows,
 )
+from zpdist.nn.distance_prior import sightlines
 from zpdist.photometry import extinction_corrected_mag
 from zpdist.selection import OFFSET_INPUT_COLUMNS
 
@@ -95,6 +98,29 @@ def offset_inputs(table: pd.DataFrame, rows: np.ndarray | None = None) -> np.nda
             frame[c].to_numpy(np.float32) if c in frame else np.full(len(frame), np.nan, np.float32)
             for c in OFFSET_INPUT_COLUMNS
         ]
+    )
+
+
+def sightlines_of(table: pd.DataFrame, rows: np.ndarray, required: bool) -> np.ndarray | None:
+    """Unit vectors (N, 3) towards the stars at ``rows``, from ``glon``/``glat`` or else ``ra``/``dec`` (ICRS, deg);
+    None if the table has neither pair and they are not ``required``.
+
+    Raises
+    ------
+    InputError
+        If they are ``required`` (the selection-aware likelihood needs each star's sightline) and absent.
+    """
+    frame = table.iloc[rows]
+    if "glon" in frame and "glat" in frame:
+        return sightlines(frame["glon"].to_numpy(float), frame["glat"].to_numpy(float))
+    if "ra" in frame and "dec" in frame:
+        sky = SkyCoord(frame["ra"].to_numpy(float) * u.deg, frame["dec"].to_numpy(float) * u.deg).galactic
+        return sightlines(sky.l.deg, sky.b.deg)
+    if not required:
+        return None
+    raise InputError(
+        "the selection-aware likelihood needs each star's position: the table has neither GLON/GLAT nor RA/DEC "
+        "(add them, or train with --likelihood paper)"
     )
 
 

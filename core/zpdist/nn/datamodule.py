@@ -97,11 +97,13 @@ class _Columns:
     k_corr: torch.Tensor
     parallax: torch.Tensor
     parallax_error: torch.Tensor
+    sightline: torch.Tensor | None
 
     def batch(self, positions: torch.Tensor | slice, inputs: torch.Tensor) -> Batch:
         """The :class:`Batch` of the stars at ``positions`` whose network inputs are ``inputs``."""
         z = None if self.offset_inputs is None else self.offset_inputs[positions]
-        return Batch(inputs, z, self.k_corr[positions], self.parallax[positions], self.parallax_error[positions])
+        line = None if self.sightline is None else self.sightline[positions]
+        return Batch(inputs, z, self.k_corr[positions], self.parallax[positions], self.parallax_error[positions], line)
 
 
 def _tensor(values: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -139,11 +141,13 @@ class StarData(ABC):
         self.parallax = table["parallax"].to_numpy()[rows]
         self.parallax_error = table["parallax_error"].to_numpy()[rows]
         offsets = data.offset_inputs(table, rows) if config.offset_model == "multivariate" else None
+        lines = data.sightlines_of(table, rows, required=config.likelihood == "selection")
         self._columns = _Columns(
             None if offsets is None else _tensor(offsets, device),
             _tensor(self.k_corr, device),
             _tensor(self.parallax, device),
             _tensor(self.parallax_error, device),
+            None if lines is None else _tensor(lines, device),
         )
         train = self.train_positions
         fakemag = mag_parallax_to_fakemag(self.k_corr[train], self.parallax[train])
@@ -151,6 +155,11 @@ class StarData(ABC):
         self._fakemag_scale = float(np.median(positive)) if len(positive) else 1.0
         self._offset_moments = None if offsets is None else _rows_moments(offsets, train)
         self._pca_order = np.random.default_rng(config.seed).permutation(train)
+
+    @property
+    def has_sightlines(self) -> bool:
+        """Whether the batches carry each star's sightline (GLON/GLAT or RA/DEC were in the table)."""
+        return self._columns.sightline is not None
 
     @property
     def n_stars(self) -> int:

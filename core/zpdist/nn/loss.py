@@ -1,8 +1,22 @@
-"""The heteroscedastic loss of Leung & Bovy (2019) in parallax space (docs/method.md §4)."""
+"""The training objective: the heteroscedastic loss of Leung & Bovy (2019) in parallax space (docs/method.md §4),
+and its selection-aware form, which marginalises each star's luminosity scatter with a distance prior (§12)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
+
+from zpdist.nn.batch import Batch
+from zpdist.nn.distance_prior import DistancePrior
+
+#: Quadrature nodes over each star's true parallax: the likelihood's integral (around the posterior) and the
+#: prior's normalisation (around the prior); their spans in standard deviations.
+POSTERIOR_NODES, POSTERIOR_SPAN = 48, 8.0
+PRIOR_NODES, PRIOR_SPAN = 96, 7.0
+#: ln weight given to a non-positive true parallax (no distance): finite, so that gradients stay finite.
+_NO_DISTANCE = -1.0e4
 
 
 def predicted_parallax(fakemag: torch.Tensor, k_corr: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
@@ -66,3 +80,108 @@ def mean_parallax_nll(
     per_star = parallax_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset)
     n_valid = has_parallax_label(parallax, parallax_error, k_corr).sum().clamp(min=1)
     return per_star.sum() / n_valid
+
+
+def _log_prior_weight(prior: DistancePrior, sightline: torch.Tensor, true_parallax: torch.Tensor) -> torch.Tensor:
+    """ln[ρ(d)·d³] at d = 1/ϖ (ϖ in mas, d in kpc); :data:`_NO_DISTANCE` where ϖ ≤ 0."""
+    positive = true_parallax > 0
+    weight = prior.log_weight(sightline[:, None, :], 1.0 / true_parallax.clamp_min(1e-6))
+    return torch.where(positive, weight, torch.full_like(weight, _NO_DISTANCE))
+
+
+def _nodes(centre: torch.Tensor, width: torch.Tensor, span: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` equally spaced nodes over centre ± span·width per star (no gradient) and ln of their spacing."""
+    unit = torch.linspace(-span, span, n, device=centre.device, dtype=centre.dtype)
+    nodes = (centre[:, None] + width[:, None] * unit).detach()
+    return nodes, torch.log(2.0 * span * width.detach() / (n - 1))
+
+
+def selection_aware_nll(
+    parallax: torch.Tensor,
+    parallax_error: torch.Tensor,
+    fakemag: torch.Tensor,
+    log_var: torch.Tensor,
+    k_corr: torch.Tensor,
+    offset: torch.Tensor,
+    sightline: torch.Tensor,
+    prior: DistancePrior,
+) -> torch.Tensor:
+    """Per-star negative log-likelihood of the Gaia parallax given the star's apparent magnitude and sightline.
+
+    The star's true parallax ϖ_t = L_t · 10^(−0.2 K_corr) has the network's Gaussian N(L̂, σ_L) in L, times
+    the number of stars at that distance at this apparent magnitude, ρ(d)·d³ with d = 1/ϖ_t (the distance
+    prior); the likelihood integrates N(ϖ_G; ϖ_t + Δϖ, σ_ϖ) over that normalised prior:
+
+        ℓ = −ln ∫ N(ϖ_G; ϖ_t + Δϖ, σ_ϖ) N(ϖ_t; ϖ̂, σ_pred) ρ d³ dϖ_t + ln ∫ N(ϖ_t; ϖ̂, σ_pred) ρ d³ dϖ_t − ½ ln 2π,
+
+    which is the paper's ℓ (:func:`parallax_nll`) when ρ d³ is constant. Both integrals are sums over
+    equally spaced nodes: around the Gaussian product of prior and likelihood (kept at ϖ_t > 0 for at least half
+    the nodes, so that an astrometric outlier with a negative parallax still has a finite ℓ), and around the prior.
+
+    Parameters
+    ----------
+    parallax, parallax_error, fakemag, log_var, k_corr, offset : Tensor
+        As for :func:`parallax_nll`.
+    sightline : Tensor, shape (N, 3)
+        Unit vectors towards each star (:func:`zpdist.nn.distance_prior.sightlines`); NaN: the paper's ℓ.
+    prior : DistancePrior
+
+    Returns
+    -------
+    Tensor
+        ℓ per star, 0 where the star has no valid parallax.
+    """
+    paper = parallax_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset)
+    valid = has_parallax_label(parallax, parallax_error, k_corr) & torch.isfinite(sightline).all(dim=1)
+    one = torch.ones_like(parallax)
+    observed = torch.where(valid, parallax - offset, one)
+    error = torch.where(valid, parallax_error, one)
+    scale = torch.pow(10.0, -0.2 * torch.where(valid, k_corr, torch.zeros_like(k_corr)))
+    mean, width = fakemag * scale, torch.exp(0.5 * log_var) * scale
+    line = torch.where(valid[:, None], sightline, torch.ones_like(sightline) / math.sqrt(3.0))
+    precision = width.detach() ** -2 + error**-2
+    spread = precision**-0.5
+    centre = (mean.detach() * width.detach() ** -2 + observed.detach() * error**-2) / precision
+    centre = torch.maximum(centre, 0.5 * POSTERIOR_SPAN * spread)  # half the nodes at ϖ_t > 0, even for outliers
+    nodes, log_step = _nodes(centre, spread, POSTERIOR_SPAN, POSTERIOR_NODES)
+    log_prior = -0.5 * ((nodes - mean[:, None]) / width[:, None]) ** 2 - torch.log(width)[:, None]
+    log_like = -0.5 * ((observed[:, None] - nodes) / error[:, None]) ** 2 - torch.log(error)[:, None]
+    log_joint = torch.logsumexp(log_prior + log_like + _log_prior_weight(prior, line, nodes), dim=1) + log_step
+    nodes, log_step = _nodes(mean, width, PRIOR_SPAN, PRIOR_NODES)
+    log_prior = -0.5 * ((nodes - mean[:, None]) / width[:, None]) ** 2 - torch.log(width)[:, None]
+    log_norm = torch.logsumexp(log_prior + _log_prior_weight(prior, line, nodes), dim=1) + log_step
+    aware = log_norm - log_joint  # their Gaussians lack 1/√(2π): the −½ ln 2π of ℓ is already there
+    return torch.where(valid, aware, paper)
+
+
+@dataclass(frozen=True)
+class ParallaxLikelihood:
+    """The training objective over a batch: the paper's (``prior`` None) or the selection-aware one.
+
+    Attributes
+    ----------
+    prior : DistancePrior, optional
+        The distance prior of :func:`selection_aware_nll`; batches then carry sightlines.
+    """
+
+    prior: DistancePrior | None = None
+
+    def nll(self, parallax, parallax_error, fakemag, log_var, k_corr, offset, sightline=None) -> torch.Tensor:
+        """ℓ per star (arguments as for :func:`selection_aware_nll`; without sightlines, the paper's ℓ)."""
+        if self.prior is None or sightline is None:
+            return parallax_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset)
+        return selection_aware_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset, sightline, self.prior)
+
+    def mean_nll(self, parallax, parallax_error, fakemag, log_var, k_corr, offset, sightline=None) -> torch.Tensor:
+        """Mean of :meth:`nll` over the stars that have a parallax label."""
+        n_valid = has_parallax_label(parallax, parallax_error, k_corr).sum().clamp(min=1)
+        return self.nll(parallax, parallax_error, fakemag, log_var, k_corr, offset, sightline).sum() / n_valid
+
+    def mean(self, batch: Batch, fakemag: torch.Tensor, log_var: torch.Tensor, offset: torch.Tensor):
+        """:meth:`mean_nll` of ``batch``'s stars for the network's L, ln σ_L² and Δϖ (mas)."""
+        astrometry = (batch.parallax, batch.parallax_error, fakemag, log_var, batch.k_corr, offset)
+        return self.mean_nll(*astrometry, batch.sightline)
+
+
+#: The paper's objective.
+PAPER_LIKELIHOOD = ParallaxLikelihood()

@@ -70,6 +70,12 @@ def dropout_masks(widths: tuple[int, ...], mc_samples: int, seed: int, dropout: 
     return tuple((rng.random((mc_samples, width)) < keep) / keep for width in widths)
 
 
+def level_error_mas(summary: dict) -> float:
+    """Error of the offset's level (mas) from a run's summary: statistical and network errors in quadrature
+    (runs made before the network error have the statistical one only)."""
+    return uas_to_mas(float(np.hypot(summary["offset_uas_err_stat"], summary.get("offset_uas_err_network", 0.0))))
+
+
 def total_error(spread: np.ndarray, level_error_mas: float, out: np.ndarray | None = None) -> np.ndarray:
     """The Monte-Carlo ``spread`` and the level's error in quadrature (mas, float32; np.hypot is 6× slower)."""
     out = np.multiply(spread, spread, out=out)
@@ -565,8 +571,7 @@ def offset_evaluator_from_run(run_dir: str | os.PathLike, mc_samples: int, seed:
             f"{Path(run_dir) / MODEL_FILE}: this run predates the stored training domain (offset_input_range); "
             "retrain it with this version of zpdist to apply its offset model"
         )
-    level_error = uas_to_mas(float(metadata["summary"]["offset_uas_err_stat"]))
-    return model.offset.export(mc_samples, seed, level_error, domain), metadata
+    return model.offset.export(mc_samples, seed, level_error_mas(metadata["summary"]), domain), metadata
 
 
 def offset_table_path(

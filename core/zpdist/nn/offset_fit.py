@@ -11,7 +11,8 @@ passes of the offset model is the model (dropout) error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,9 @@ import torch
 from zpdist.errors import InputError
 from zpdist.nn.batch import Batch
 from zpdist.nn.device import default_mc_rows
+from zpdist.nn.distance_prior import DistancePrior
 from zpdist.nn.infer import mc_predict
+from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood, selection_aware_nll
 from zpdist.nn.model import ZeroPointNet
 from zpdist.units import mas_to_uas
 
@@ -106,6 +109,173 @@ def fit_offset_level(
     return OffsetLevelFit(float(shift), float(scale), covariance)
 
 
+#: Newton steps of the selection-aware level fit, the step (in units of each parameter's error) at which it has
+#: converged, and the stars per chunk of its sums.
+_NEWTON_STEPS, _NEWTON_TOLERANCE, _CHUNK = 30, 1e-4, 16384
+
+
+def _selection_aware_derivatives(star: dict[str, np.ndarray], prior: DistancePrior, shift: float, scale: float):
+    """Sum over the stars of the selection-aware ℓ, its gradient and Hessian in (δ, a) (float64, chunked)."""
+    params = torch.tensor([shift, scale], dtype=torch.float64)
+    total, gradient, hessian = 0.0, torch.zeros(2, dtype=torch.float64), torch.zeros(2, 2, dtype=torch.float64)
+    for start in range(0, len(star["parallax"]), _CHUNK):
+        part = {
+            k: torch.as_tensor(v[start : start + _CHUNK], dtype=torch.float64) for k, v in star.items() if k != "rows"
+        }
+
+        def loss(p: torch.Tensor, part: dict = part) -> torch.Tensor:
+            return selection_aware_nll(
+                part["parallax"], part["parallax_error"], p[1] * part["fakemag"],
+                torch.log(part["fakemag_pred_var"]) + 2.0 * torch.log(p[1]), part["k_corr"],
+                part["offset"] + p[0], part["sightline"], prior,
+            ).sum()  # fmt: skip
+
+        total += float(loss(params))
+        gradient += torch.autograd.functional.jacobian(loss, params)
+        hessian += torch.autograd.functional.hessian(loss, params)
+    return total, gradient.numpy(), hessian.numpy()
+
+
+def _finite_rows(star: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stars whose every value is finite (``rows``: their positions in ``star``)."""
+    rows = np.flatnonzero(np.all([np.isfinite(v).reshape(len(v), -1).all(axis=1) for v in star.values()], axis=0))
+    return {key: value[rows] for key, value in star.items()} | {"rows": rows}
+
+
+def fit_offset_level_selection_aware(star: dict[str, np.ndarray], prior: DistancePrior) -> OffsetLevelFit:
+    """Maximum of the selection-aware likelihood in the offset's level δ and a global scale a of L, network frozen.
+
+    Newton steps on the summed ℓ of :func:`zpdist.nn.loss.selection_aware_nll` (L and σ_L both scaled
+    by a), started from the paper likelihood's least-squares solution; the inverse Hessian at the optimum
+    is the statistical covariance of (δ, a), the zero-point–luminosity degeneracy included.
+
+    Parameters
+    ----------
+    star : dict of ndarray
+        Per star: ``fakemag`` and ``fakemag_pred_var`` (the network's Monte-Carlo L and its variance),
+        ``offset`` (mas), ``k_corr`` (mag), ``parallax`` and ``parallax_error`` (mas), ``sightline`` (N, 3).
+    prior : DistancePrior
+
+    Raises
+    ------
+    InputError
+        As :func:`fit_offset_level`, or if Newton's steps do not converge.
+    """
+    to_parallax = 10.0 ** (-0.2 * star["k_corr"])
+    start = fit_offset_level(
+        star["offset"], star["fakemag"] * to_parallax, star["parallax"], star["parallax_error"],
+        np.sqrt(star["fakemag_pred_var"]) * to_parallax,
+    )  # fmt: skip
+    finite = _finite_rows(star)
+    params = np.array([start.shift, start.luminosity_scale])
+    value, gradient, hessian = _selection_aware_derivatives(finite, prior, *params)
+    for _ in range(_NEWTON_STEPS):
+        step = np.linalg.solve(hessian, gradient)
+        for _halving in range(20):  # a Newton step that raises ℓ is halved
+            trial = _selection_aware_derivatives(finite, prior, *(params - step))
+            if trial[0] <= value + 1e-9 * abs(value):
+                break
+            step = step / 2
+        params, (value, gradient, hessian) = params - step, trial
+        if np.all(np.abs(step) < _NEWTON_TOLERANCE * np.sqrt(np.abs(np.diag(np.linalg.inv(hessian))))):
+            break
+    else:
+        raise InputError(
+            f"the selection-aware fit of the offset's level did not converge in {_NEWTON_STEPS} Newton steps "
+            f"(last step {step[0]:.3g} mas, scale {step[1]:.3g}); train with --likelihood paper to compare"
+        )
+    return OffsetLevelFit(float(params[0]), float(params[1]), np.linalg.inv(hessian))
+
+
+@contextlib.contextmanager
+def shared_dropout_masks(module: torch.nn.Module, masks: dict, generator: torch.Generator) -> Iterator[None]:
+    """Within the block, every dropout layer of ``module`` (in eval mode) applies one fixed mask to every row.
+
+    The rows then see one draw of the network (the same dropped units for every star), which is what the
+    level's network error needs: per-row masks would average the network's uncertainty away over the stars.
+    A layer draws its mask, scaled by 1/(1 − p), from ``generator`` the first time it sees an input of a
+    given shape, and keeps it in ``masks``: pass the same dict again to evaluate more rows with the same draw.
+    """
+
+    def apply(layer: torch.nn.Dropout, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        x = inputs[0]
+        key = (id(layer), tuple(x.shape[1:]))
+        if key not in masks:
+            keep = torch.rand((1, *x.shape[1:]), generator=generator) >= layer.p
+            masks[key] = keep.to(x.device, x.dtype) / (1.0 - layer.p)
+        return x * masks[key]
+
+    handles = [m.register_forward_hook(apply) for m in module.modules() if isinstance(m, torch.nn.Dropout)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _luminosity(model: ZeroPointNet, inputs: torch.Tensor) -> np.ndarray:
+    """L of each row of ``inputs`` through the luminosity branch and head only (float64 numpy)."""
+    standardised = model.standardise(inputs)
+    fakemag, _ = model.head(model.branch.body(model.branch.stem(standardised)), model.head.linear_inputs(standardised))
+    return fakemag.double().cpu().numpy()
+
+
+@torch.no_grad()
+def _network_draws(
+    model: ZeroPointNet, stars: Iterable[Batch], n_draws: int, seed: int, device: torch.device
+) -> np.ndarray:
+    """L of every star (columns) under ``n_draws`` shared-mask draws of the luminosity network (rows); the
+    stars are read once, each batch evaluated under every draw."""
+    model.eval()
+    generators = [torch.Generator().manual_seed(seed + draw) for draw in range(n_draws)]
+    masks: list[dict] = [{} for _ in range(n_draws)]
+    columns = []
+    for batch in stars:
+        for start in range(0, len(batch), _CHUNK):
+            inputs, rows = batch.inputs[start : start + _CHUNK].to(device), []
+            for draw in range(n_draws):
+                with shared_dropout_masks(model.branch, masks[draw], generators[draw]):
+                    rows.append(_luminosity(model, inputs))
+            columns.append(np.stack(rows))
+    return np.concatenate(columns, axis=1)
+
+
+def network_level_spread(
+    model: ZeroPointNet,
+    stars: Iterable[Batch],
+    star: dict[str, np.ndarray],
+    prior: DistancePrior | None,
+    n_draws: int,
+    seed: int,
+    device: torch.device,
+) -> float:
+    """Standard deviation (mas) of the offset's level over draws of the luminosity network: its network error.
+
+    For each shared-mask draw (:func:`shared_dropout_masks`) the level and L's scale are re-solved with
+    that draw's L for every star, everything else as fitted: exactly for the paper's likelihood, by one
+    Newton step from the fitted optimum (its Hessian) for the selection-aware one. The model must already
+    be at the optimum (level shifted, L rescaled), and ``star`` hold its values there.
+    """
+    draws = _network_draws(model, stars, n_draws, seed, device)
+    to_parallax = 10.0 ** (-0.2 * star["k_corr"])
+    sigma_nn = np.sqrt(star["fakemag_pred_var"]) * to_parallax
+    shifts = np.empty(n_draws)
+    if prior is None:
+        for i, fakemag in enumerate(draws):
+            fit = fit_offset_level(
+                star["offset"], fakemag * to_parallax, star["parallax"], star["parallax_error"], sigma_nn
+            )
+            shifts[i] = fit.shift
+        return float(np.std(shifts))
+    finite = _finite_rows(star)
+    _, _, hessian = _selection_aware_derivatives(finite, prior, 0.0, 1.0)
+    inverse = np.linalg.inv(hessian)
+    for i, fakemag in enumerate(draws):
+        _, gradient, _ = _selection_aware_derivatives(finite | {"fakemag": fakemag[finite["rows"]]}, prior, 0.0, 1.0)
+        shifts[i] = -(inverse @ gradient)[0]
+    return float(np.std(shifts))
+
+
 def _numpy(tensor: torch.Tensor | None) -> np.ndarray | None:
     return None if tensor is None else tensor.detach().cpu().numpy()
 
@@ -130,26 +300,34 @@ def _star_values(model: ZeroPointNet, batch: Batch, mc_samples: int, device: tor
         "k_corr": _numpy(batch.k_corr),
         "parallax": _numpy(batch.parallax),
         "parallax_error": _numpy(batch.parallax_error),
+        **({} if batch.sightline is None else {"sightline": _numpy(batch.sightline).astype(np.float64)}),
     }
 
 
 def offset_summary(
     model: ZeroPointNet,
-    stars: Iterable[Batch],
+    stars: Callable[[], Iterable[Batch]],
     device: torch.device,
     mc_samples: int,
     n_passes: int,
     seed: int,
     astrometry: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    likelihood: ParallaxLikelihood = PAPER_LIKELIHOOD,
+    network_draws: int = 0,
 ) -> dict:
     """Bring the offset's level and L's scale to the likelihood's optimum; report the global offset with its errors.
+
+    The level is fitted under the likelihood the model was trained with: by weighted least squares for the
+    paper's (:func:`fit_offset_level`), by Newton's method for the selection-aware one
+    (:func:`fit_offset_level_selection_aware`).
 
     Parameters
     ----------
     model : ZeroPointNet
         Trained; moved to ``device``, its offset level and luminosity scale updated in place.
-    stars : iterable of Batch
-        The stars the level is fitted on (one Batch when they are in memory), read once.
+    stars : callable
+        Returns the stars the level is fitted on as Batches (one when they are in memory); called once for
+        the fit and once more for the network draws.
     device : torch.device
     mc_samples : int
         Monte-Carlo samples per star for the σ_NN entering the statistical error.
@@ -160,42 +338,59 @@ def offset_summary(
     astrometry : tuple of ndarray, optional
         K_corr (mag), parallax and parallax error (mas) of the same stars in the same order, at the table's
         precision (float64), for the least-squares fit; default: the batches' float32 copies.
+    likelihood : ParallaxLikelihood
+        The objective the model was trained with.
+    network_draws : int
+        Shared-mask draws of the luminosity network for the level's network error
+        (:func:`network_level_spread`); 0: none (that error is then 0).
 
     Returns
     -------
     dict
-        ``offset_uas`` (mean over the passes), ``offset_uas_err`` (statistical and Monte-Carlo errors in
-        quadrature), ``offset_uas_err_stat``, ``offset_uas_err_mc`` and ``offset_uas_before_polish`` (mean
-        offset before the fit), all in µas; ``luminosity_scale_polish`` (the factor applied to L) and
-        ``offset_mc_passes``.
+        ``offset_uas`` (mean over the passes), ``offset_uas_err`` (statistical, network and Monte-Carlo errors
+        in quadrature), ``offset_uas_err_stat``, ``offset_uas_err_network``, ``offset_uas_err_mc`` and
+        ``offset_uas_before_polish`` (mean offset before the fit), all in µas; ``luminosity_scale_polish``
+        (the factor applied to L), ``offset_mc_passes``, ``network_draws`` and ``likelihood`` ("paper" or
+        "selection").
     """
     model = model.to(device)
     parts, offset_inputs = [], []
-    for batch in stars:
+    for batch in stars():
         parts.append(_star_values(model, batch, mc_samples, device))
         if batch.offset_inputs is not None:
             offset_inputs.append(batch.offset_inputs.to(device, torch.float32))
     star = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     if astrometry is not None:
         star.update(zip(("k_corr", "parallax", "parallax_error"), astrometry, strict=True))
-    to_parallax = 10.0 ** (-0.2 * star["k_corr"])
-    fit = fit_offset_level(
-        star["offset"],
-        star["fakemag"] * to_parallax,
-        star["parallax"],
-        star["parallax_error"],
-        np.sqrt(star["fakemag_pred_var"]) * to_parallax,
-    )
+    used = "paper" if likelihood.prior is None or "sightline" not in star else "selection"
+    if used == "selection":
+        fit = fit_offset_level_selection_aware(star, likelihood.prior)
+    else:
+        to_parallax = 10.0 ** (-0.2 * star["k_corr"])
+        fit = fit_offset_level(
+            star["offset"], star["fakemag"] * to_parallax, star["parallax"], star["parallax_error"],
+            np.sqrt(star["fakemag_pred_var"]) * to_parallax,
+        )  # fmt: skip
     model.offset.shift_level(fit.shift)
     model.head.rescale(fit.luminosity_scale)
     passes = model.offset.shared_mask_passes(torch.cat(offset_inputs) if offset_inputs else None, n_passes, seed)
     stat, mc = fit.shift_error, float(np.std(passes.numpy()))
+    before_polish = mas_to_uas(float(np.nanmean(star["offset"])))
+    network = 0.0
+    if network_draws > 0:
+        star["offset"] = star["offset"] + fit.shift
+        star["fakemag_pred_var"] = star["fakemag_pred_var"] * fit.luminosity_scale**2
+        prior = likelihood.prior if used == "selection" else None
+        network = network_level_spread(model, stars(), star, prior, network_draws, seed, device)
     return {
         "offset_uas": mas_to_uas(float(np.mean(passes.numpy()))),
-        "offset_uas_err": mas_to_uas(float(np.hypot(stat, mc))),
+        "offset_uas_err": mas_to_uas(float(np.sqrt(stat**2 + network**2 + mc**2))),
         "offset_uas_err_stat": mas_to_uas(stat),
+        "offset_uas_err_network": mas_to_uas(network),
         "offset_uas_err_mc": mas_to_uas(mc),
-        "offset_uas_before_polish": mas_to_uas(float(np.nanmean(star["offset"]))),
+        "offset_uas_before_polish": before_polish,
         "luminosity_scale_polish": fit.luminosity_scale,
         "offset_mc_passes": n_passes,
+        "network_draws": network_draws,
+        "likelihood": used,
     }

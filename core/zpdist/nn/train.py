@@ -14,6 +14,7 @@ happens around it (:mod:`zpdist.nn.callbacks`) live in their own modules.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import time
@@ -29,6 +30,7 @@ from zpdist import __version__
 from zpdist.config import CONFIG_FILE as SETTINGS_FILE
 from zpdist.config import TrainConfig, ZpdistConfig, write_config
 from zpdist.errors import InputError, OutputError
+from zpdist.galactocentric import GalactocentricFrameConfig
 from zpdist.io.atomic import write_text_atomic
 from zpdist.io.spectra import MAX_NONFINITE_FRACTION, SpectraError, SpectraReader
 from zpdist.io.tables import TableError, read_table
@@ -36,11 +38,13 @@ from zpdist.nn import data
 from zpdist.nn.callbacks import Checkpoint, EarlyStopping, LearningRateSchedule, Progress, file_fingerprint
 from zpdist.nn.datamodule import StarData, star_data
 from zpdist.nn.device import resolve_device
+from zpdist.nn.distance_prior import DistancePrior
 from zpdist.nn.infer import MODEL_FILE, save_model
+from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood
 from zpdist.nn.model import ModelConfig, ZeroPointNet
 from zpdist.nn.offset_fit import offset_summary
 from zpdist.nn.trainer import Trainer, TrainState
-from zpdist.nn.warm_start import parameter_groups, warm_start_log_linear
+from zpdist.nn.warm_start import WarmStart, parameter_groups, warm_start_log_linear
 from zpdist.selection import (
     OFFSET_INPUT_COLUMNS,
     Cut,
@@ -180,6 +184,7 @@ def _trainer(
     checkpoint: Checkpoint,
     progress: bool,
     log: Callable[[str], None],
+    likelihood: ParallaxLikelihood,
 ) -> Trainer:
     """Adam with the paper's schedule, early stopping, progress and ``checkpoint`` (last)."""
     optimiser = torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate)
@@ -189,7 +194,7 @@ def _trainer(
         Progress(progress, log),
         checkpoint,
     ]
-    return Trainer(model, optimiser, stars, callbacks, config.epochs, config.l2, config.seed)
+    return Trainer(model, optimiser, stars, callbacks, config.epochs, config.l2, config.seed, likelihood)
 
 
 def incomplete_folder(out_dir: str | os.PathLike) -> Path:
@@ -238,16 +243,37 @@ def _publish(staging: Path, out_dir: Path) -> None:
     _clear(staging)
 
 
+def _selection_bias(trainer: Trainer, warm: WarmStart, frame: GalactocentricFrameConfig) -> dict:
+    """The expected selection bias of the paper's objective: the warm start's offset under the paper's likelihood
+    minus under the selection-aware one, same frozen features (µas); empty without sightlines.
+
+    The warm start is repeated, on a copy of the model and silently, under the objective not trained with.
+    """
+    if not trainer.data.has_sightlines:
+        return {}
+    aware_likelihood = ParallaxLikelihood(DistancePrior.from_frame(frame))
+    other = PAPER_LIKELIHOOD if trainer.likelihood.prior is not None else aware_likelihood
+    twin = copy.deepcopy(trainer.model)
+    other_warm = warm_start_log_linear(twin, trainer.data.train_stars(), log=lambda _: None, likelihood=other)
+    paper, aware = (other_warm, warm) if other is PAPER_LIKELIHOOD else (warm, other_warm)
+    return {"selection_bias_uas": mas_to_uas(paper.offset_mas - aware.offset_mas)}
+
+
 def _fit(
-    trainer: Trainer, checkpoint: Checkpoint, source: Path | None, config: TrainConfig, log: Callable[[str], None]
+    trainer: Trainer,
+    checkpoint: Checkpoint,
+    source: Path | None,
+    config: TrainConfig,
+    log: Callable[[str], None],
+    frame: GalactocentricFrameConfig,
 ) -> tuple[TrainState, float]:
     """Restore ``source`` (or warm-start the model), then run the epochs: the final state and the time taken (s)."""
     if source is not None:
         checkpoint.restore(trainer, source)
         log(f"resuming from epoch {trainer.state.epoch} of {source}")
     elif config.warm_start and trainer.model.can_warm_start:
-        warm = warm_start_log_linear(trainer.model, trainer.data.train_stars(), log=log)
-        val_loss = trainer.set_warm_start(asdict(warm))
+        warm = warm_start_log_linear(trainer.model, trainer.data.train_stars(), log=log, likelihood=trainer.likelihood)
+        val_loss = trainer.set_warm_start(asdict(warm) | _selection_bias(trainer, warm, frame))
         log(f"epoch 0 (warm start): val {val_loss:.4f}")
     started = time.perf_counter()
     state = trainer.fit()
@@ -311,16 +337,19 @@ def train(
     if config.mode == "spectra":
         inputs["spectra"] = file_fingerprint(spectra_path)
     checkpoint = Checkpoint(staging / CHECKPOINT_FILE, config, inputs)
-    trainer = _trainer(model, stars, config, checkpoint, progress, log)
+    settings = settings or ZpdistConfig(training=config.cuts, train=config)
+    likelihood = training_likelihood(config, settings.frame)
+    trainer = _trainer(model, stars, config, checkpoint, progress, log, likelihood)
     source = _resume_source(staging, out_dir, log) if resume else None
     if source is None:
         _clear(staging)  # a new run: an earlier incomplete one is abandoned
     staging.mkdir(parents=True, exist_ok=True)
     try:
-        state, train_seconds = _fit(trainer, checkpoint, source, config, log)
+        state, train_seconds = _fit(trainer, checkpoint, source, config, log, settings.frame)
         offset = offset_summary(
-            model, stars.all_stars(), device, config.fit_mc_samples, config.offset_mc_passes, config.seed,
-            astrometry=(stars.k_corr, stars.parallax, stars.parallax_error),
+            model, stars.all_stars, device, config.fit_mc_samples, config.offset_mc_passes, config.seed,
+            astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood,
+            network_draws=config.network_draws,
         )  # fmt: skip
         summary = {
             **offset,
@@ -331,7 +360,6 @@ def train(
             "zpdist_version": __version__,
             "torch_version": torch.__version__,
         }
-        settings = settings or ZpdistConfig(training=config.cuts, train=config)
         _write_run(staging, model, summary, list(offset), config, stars, settings)
     except BaseException:
         _clear(staging, keep_checkpoint=True)
@@ -341,10 +369,32 @@ def train(
     _publish(staging, out_dir)
     log(
         f"zero-point offset: {summary['offset_uas']:.1f} ± {summary['offset_uas_err']:.1f} µas "
-        f"(stat {summary['offset_uas_err_stat']:.1f}, MC {summary['offset_uas_err_mc']:.1f}); "
+        f"(stat {summary['offset_uas_err_stat']:.1f}, network {summary['offset_uas_err_network']:.1f}, "
+        f"offset MC {summary['offset_uas_err_mc']:.1f}); "
         f"{summary['n_train']} training + {summary['n_val']} validation stars, {summary['epochs_run']} epochs"
     )
+    _warn_selection_bias(summary, log)
     return summary
+
+
+def training_likelihood(config: TrainConfig, frame: GalactocentricFrameConfig) -> ParallaxLikelihood:
+    """The objective ``config`` asks for, the distance prior's Sun placed by ``frame``."""
+    return ParallaxLikelihood(DistancePrior.from_frame(frame) if config.likelihood == "selection" else None)
+
+
+def _warn_selection_bias(summary: dict, log: Callable[[str], None]) -> None:
+    """Say, with its size, when the paper's objective is biased by more than the statistical error."""
+    bias = summary.get("selection_bias_uas")
+    if bias is None or abs(bias) <= summary["offset_uas_err_stat"]:
+        return
+    size = f"{bias:+.1f} µas, {abs(bias) / summary['offset_uas_err_stat']:.1f}× the statistical error"
+    if summary["likelihood"] == "paper":
+        log(
+            f"warning: the magnitude limit biases the paper's objective here by about {size} (its warm start minus "
+            "the selection-aware one's); train with --likelihood selection"
+        )
+    else:
+        log(f"the paper's objective would have been biased by about {size} here (warm starts compared)")
 
 
 def _write_run(
@@ -390,6 +440,7 @@ def _run_summary(
         "best_epoch": state.best_epoch,
         "best_val_loss": state.best_val,
         "warm_start": state.warm_start,
+        "selection_bias_uas": (state.warm_start or {}).get("selection_bias_uas"),
         "device": str(device),
         "n_ak_flagged": int(table["ak_flag"].sum()),
         "gaia_release": table.attrs.get("gaia_release"),  # which parallaxes this offset is the offset of

@@ -21,7 +21,7 @@ from zpdist.errors import InputError
 from zpdist.nn.batch import Batch
 from zpdist.nn.callbacks import Callback
 from zpdist.nn.datamodule import StarData
-from zpdist.nn.loss import mean_parallax_nll
+from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood
 from zpdist.nn.model import ZeroPointNet, enable_mc_dropout
 from zpdist.units import mas_to_uas
 
@@ -70,15 +70,15 @@ class TrainState:
     warm_start: dict | None = None
 
 
-def batch_loss(model: ZeroPointNet, batch: Batch) -> torch.Tensor:
+def batch_loss(model: ZeroPointNet, batch: Batch, likelihood: ParallaxLikelihood = PAPER_LIKELIHOOD) -> torch.Tensor:
     """Mean parallax negative log-likelihood of ``batch`` under ``model`` (dropout as the model's mode says)."""
     out = model(batch.inputs, batch.offset_inputs)
-    return mean_parallax_nll(
-        batch.parallax, batch.parallax_error, out["fakemag"], out["log_var"], batch.k_corr, out["offset"]
-    )
+    return likelihood.mean(batch, out["fakemag"], out["log_var"], out["offset"])
 
 
-def validation_loss(model: ZeroPointNet, batches: Iterable[Batch], l2: float) -> float:
+def validation_loss(
+    model: ZeroPointNet, batches: Iterable[Batch], l2: float, likelihood: ParallaxLikelihood = PAPER_LIKELIHOOD
+) -> float:
     """The training objective on held-out stars, with dropout on as in training and in Monte-Carlo inference.
 
     Dropout stays on because the network is never used without it: with dropout off, the spectra
@@ -92,6 +92,8 @@ def validation_loss(model: ZeroPointNet, batches: Iterable[Batch], l2: float) ->
         The held-out stars.
     l2 : float
         Weight of the L2 penalty (added once).
+    likelihood : ParallaxLikelihood
+        The objective (default: the paper's).
 
     Returns
     -------
@@ -102,7 +104,7 @@ def validation_loss(model: ZeroPointNet, batches: Iterable[Batch], l2: float) ->
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in batches:
-            total += float(batch_loss(model, batch)) * len(batch)
+            total += float(batch_loss(model, batch, likelihood)) * len(batch)
             count += len(batch)
         return total / max(count, 1) + l2 * float(model.weight_penalty())
 
@@ -124,6 +126,8 @@ class Trainer:
         Weight of the L2 penalty on the weights.
     seed : int
         Seed of the generator that orders the training batches.
+    likelihood : ParallaxLikelihood
+        The objective (default: the paper's).
 
     Attributes
     ----------
@@ -141,8 +145,10 @@ class Trainer:
         epochs: int,
         l2: float,
         seed: int,
+        likelihood: ParallaxLikelihood = PAPER_LIKELIHOOD,
     ):
         self.model, self.optimiser, self.data = model, optimiser, data
+        self.likelihood = likelihood
         self.callbacks, self.epochs, self.l2 = list(callbacks), epochs, l2
         self.generator = torch.Generator().manual_seed(seed)
         self.state = TrainState()
@@ -182,7 +188,7 @@ class Trainer:
         self.model.train()
         running = 0.0
         for step, batch in enumerate(self.data.train_batches(self.generator), start=1):
-            loss = batch_loss(self.model, batch) + self.l2 * self.model.weight_penalty()
+            loss = batch_loss(self.model, batch, self.likelihood) + self.l2 * self.model.weight_penalty()
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self.optimiser.step()
@@ -199,7 +205,7 @@ class Trainer:
 
     def validation_loss(self) -> float:
         """:func:`validation_loss` of the data's validation stars."""
-        return validation_loss(self.model, self.data.val_batches(), self.l2)
+        return validation_loss(self.model, self.data.val_batches(), self.l2, self.likelihood)
 
     def _finite_validation_loss(self, when: str) -> float:
         """:meth:`validation_loss`, refused if NaN or ±inf (:class:`NonFiniteLossError`, saying ``when``)."""

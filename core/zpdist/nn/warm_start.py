@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from zpdist.nn.batch import Batch
-from zpdist.nn.loss import mean_parallax_nll
+from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood
 from zpdist.nn.model import ZeroPointNet
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class _Frozen:
     parallax: torch.Tensor
     parallax_error: torch.Tensor
     k_corr: torch.Tensor
+    sightline: torch.Tensor | None
 
 
 @torch.no_grad()
@@ -78,9 +79,10 @@ def _frozen(model: ZeroPointNet, stars: Iterable[Batch], chunk: int) -> _Frozen:
             columns["features"].append(model.branch.body(model.branch.stem(standardised)))
             columns["linear_inputs"].append(model.head.linear_inputs(standardised))
             columns["offset_features"].append(model.offset.frozen_features(z, len(standardised)))
-            for name in ("parallax", "parallax_error", "k_corr"):
-                columns[name].append(getattr(batch, name)[rows])
-    return _Frozen(**{name: torch.cat(values).double() for name, values in columns.items()})
+            for name in ("parallax", "parallax_error", "k_corr", "sightline"):
+                if getattr(batch, name) is not None:
+                    columns[name].append(getattr(batch, name)[rows])
+    return _Frozen(**{name: torch.cat(values).double() if values else None for name, values in columns.items()})
 
 
 def warm_start_log_linear(
@@ -89,6 +91,7 @@ def warm_start_log_linear(
     max_iterations: int = 2000,
     chunk: int = 2048,
     log: Callable[[str], None] = print,
+    likelihood: ParallaxLikelihood = PAPER_LIKELIHOOD,
 ) -> WarmStart:
     """Fit the log-linear term, the heads' biases and the offset's level; everything else frozen.
 
@@ -104,6 +107,8 @@ def warm_start_log_linear(
         Stars per forward pass when computing the frozen features.
     log : callable
         Where the one-line report goes.
+    likelihood : ParallaxLikelihood
+        The objective (the training's).
 
     Returns
     -------
@@ -127,7 +132,8 @@ def warm_start_log_linear(
     def nll() -> torch.Tensor:
         fakemag, log_var = head.evaluate(params | fitted, frozen.features, frozen.linear_inputs)
         delta = offset.from_frozen(frozen.offset_features, level).expand_as(fakemag)
-        return mean_parallax_nll(frozen.parallax, frozen.parallax_error, fakemag, log_var, frozen.k_corr, delta)
+        astrometry = (frozen.parallax, frozen.parallax_error, fakemag, log_var, frozen.k_corr, delta)
+        return likelihood.mean_nll(*astrometry, frozen.sightline)
 
     weight = fitted["linear.weight"]
     optimiser = torch.optim.LBFGS(

@@ -1,0 +1,238 @@
+"""Calibration of Δϖ and its error over many realisations of the realistic mock (issue 10).
+
+For each realisation (seed s, injected constant offset drawn uniformly in [−60, −30] µas): ``zpdist mock`` with the
+realistic family minus its non-linear offset (so that a constant fit has a defined truth), ``zpdist train`` in the
+chosen mode under each chosen likelihood, and in labels mode ``zpdist predict`` for per-star distance pulls. The
+truth of a realisation is the injected constant plus the mean of the sky-correlated systematic over the training
+stars (the fit cannot tell them apart; that mean is what a sky-systematics floor covers on real data).
+
+Prints, and writes under ``benchmarks/results/``: one row per realisation (fit, error, truth, pull), the pull mean
+and width per likelihood with their standard errors, and PNG plots of the pulls and of the distance pulls
+(d − d_true)/σ_d against SNR and distance. Never run by the tests.
+
+Usage::
+
+    python benchmarks/calibration.py --realisations 20 --n-stars 34000 --mode labels \\
+        --likelihood selection paper [--workdir DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Every part of the realistic family except the non-linear offset (docs/method.md §10).
+REALISM_PARTS = (
+    "selection", "mass_tracers", "saturation", "continuum", "rv_shifts", "sky_residuals", "lsf", "snr",
+    "parallax_noise", "sky_systematics", "outliers",
+)  # fmt: skip
+ZPDIST = [str(Path(sys.executable).with_name("zpdist"))]
+
+
+def _run(args: list[str], log: Path) -> None:
+    with open(log, "a") as out:
+        subprocess.run([*ZPDIST, *args], check=True, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _truth(mock: Path, run: Path) -> tuple[float, int]:
+    """Injected offset + mean sky systematic over the run's training stars (µas), and their number."""
+    from zpdist.config import TrainConfig
+    from zpdist.nn.train import _prepare_table
+
+    config = TrainConfig(
+        **{k: v for k, v in json.loads((run / "train_config.json").read_text()).items() if k in ("mode",)}
+    )
+    table, keep, _ = _prepare_table(mock / "allstar.fits", config, lambda _: None, None)
+    truth = pd.read_parquet(mock / "truth.parquet").set_index("apogee_id").loc[table["apogee_id"].to_numpy()[keep]]
+    return 1000.0 * float((truth["offset_mas"] + truth["parallax_systematic_mas"]).mean()), int(keep.sum())
+
+
+def _distance_pulls(mock: Path, catalog: Path) -> pd.DataFrame:
+    """(d − d_true)/σ_d per star of the catalog with a finite distance, with SNR and true distance."""
+    cat = pd.read_parquet(catalog)
+    truth = pd.read_parquet(mock / "truth.parquet").set_index("apogee_id")
+    cat = cat[np.isfinite(cat["dist"]) & (cat["dist_error"] > 0)]
+    d_true = truth.loc[cat["apogee_id"], "distance_pc"].to_numpy()
+    return pd.DataFrame(
+        {"pull": (cat["dist"].to_numpy() - d_true) / cat["dist_error"].to_numpy(), "snr": cat["snr"].to_numpy(),
+         "d_true_pc": d_true}
+    )  # fmt: skip
+
+
+def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path) -> list[dict]:
+    """Mock, train under each likelihood, (labels) predict: one row per likelihood."""
+    rng = np.random.default_rng(1000 + index)
+    offset = float(rng.uniform(-60.0, -30.0))
+    mock, log = work / f"mock{index}", work / f"log{index}.txt"
+    mock_args = ["mock", "--out", str(mock), "--n-stars", str(args.n_stars), "--seed", str(100 + index)]
+    mock_args += ["--offset-uas", f"{offset:.3f}", "--realism", str(realism)]
+    _run(mock_args + (["--no-spectra"] if args.mode == "labels" else []), log)
+    rows = []
+    for likelihood in args.likelihood:
+        run = work / f"run{index}_{likelihood}"
+        train = ["train", "--table", str(mock / "allstar.fits"), "--mode", args.mode, "--out", str(run)]
+        train += ["--likelihood", likelihood, "--seed", str(index), "--quiet"]
+        if args.mode == "spectra":
+            train += ["--spectra", str(mock / "spectra.h5")]
+        started = time.perf_counter()
+        _run(train, log)
+        seconds = time.perf_counter() - started
+        summary = json.loads((run / "summary.json").read_text())
+        truth, n_train = _truth(mock, run)
+        row = {
+            "realisation": index, "likelihood": likelihood, "injected_uas": offset, "truth_uas": truth,
+            "fit_uas": summary["offset_uas"], "error_uas": summary["offset_uas_err"],
+            "error_stat_uas": summary["offset_uas_err_stat"], "n_stars": n_train,
+            "selection_bias_uas": summary.get("selection_bias_uas"), "train_s": seconds,
+        }  # fmt: skip
+        row["pull"] = (row["fit_uas"] - truth) / row["error_uas"]
+        if args.mode == "labels":
+            catalog = run / "catalog.parquet"
+            _run(
+                ["predict", "--run", str(run), "--table", str(mock / "allstar.fits"), "--out", str(catalog), "--quiet"],
+                log,
+            )
+            _distance_pulls(mock, catalog).assign(likelihood=likelihood, realisation=index).to_parquet(
+                work / f"dist{index}_{likelihood}.parquet"
+            )
+        rows.append(row)
+        print(
+            f"realisation {index} {likelihood:9s}: fit {row['fit_uas']:7.2f} ± {row['error_uas']:.2f}  truth "
+            f"{truth:7.2f}  pull {row['pull']:+.2f}  ({n_train} stars, {seconds:.0f} s)",
+            flush=True,
+        )
+    if not args.keep:
+        shutil.rmtree(mock, ignore_errors=True)
+    return rows
+
+
+def _pull_table(rows: pd.DataFrame) -> str:
+    lines = ["| likelihood | realisations | pull mean | pull width | mean error (µas) | RMS(fit − truth) (µas) |",
+             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, group in rows.groupby("likelihood"):
+        n, pulls = len(group), group["pull"].to_numpy()
+        width = pulls.std(ddof=1) if n > 1 else float("nan")
+        lines.append(
+            f"| {name} | {n} | {pulls.mean():+.2f} ± {width / np.sqrt(n):.2f} | {width:.2f} ± "
+            f"{width / np.sqrt(2 * (n - 1)) if n > 1 else float('nan'):.2f} | {group['error_uas'].mean():.2f} | "
+            f"{np.sqrt(np.mean((group['fit_uas'] - group['truth_uas']) ** 2)):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _binned_pulls(ax, group: pd.DataFrame, column: str, bins: np.ndarray, name: str) -> None:
+    """Median and half the 16–84 % width of the distance pulls in bins of ``column``."""
+    index = np.digitize(group[column], bins)
+    centres, medians, widths = [], [], []
+    for i in range(1, len(bins)):
+        pulls = group["pull"].to_numpy()[index == i]
+        if len(pulls) > 10:
+            lo, mid, hi = np.percentile(pulls, [16, 50, 84])
+            centres.append(np.sqrt(bins[i - 1] * bins[i]))
+            medians.append(mid)
+            widths.append((hi - lo) / 2)
+    ax.errorbar(centres, medians, yerr=widths, marker="o", capsize=3, label=f"{name}: median ± half 16–84 %")
+
+
+def _plots(rows: pd.DataFrame, distances: pd.DataFrame | None, stem: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, group in rows.groupby("likelihood"):
+        ax.hist(group["pull"], bins=np.linspace(-6, 12, 37), alpha=0.6, label=f"{name} ({len(group)} realisations)")
+    grid = np.linspace(-6, 12, 400)
+    scale = len(rows) / rows["likelihood"].nunique() * 0.5
+    ax.plot(grid, scale * np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi), "k--", label="N(0, 1)")
+    ax.set_xlabel("pull (Δϖ_fit − Δϖ_true) / σ")
+    ax.set_ylabel("realisations")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(stem.with_name(stem.name + "-pulls.png"), dpi=120)
+    written.append(stem.with_name(stem.name + "-pulls.png"))
+    if distances is not None and len(distances):
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for name, group in distances.groupby("likelihood"):
+            _binned_pulls(axes[0], group, "snr", np.geomspace(50, 1000, 9), name)
+            _binned_pulls(axes[1], group, "d_true_pc", np.geomspace(200, 20000, 11), name)
+        for ax, label in zip(axes, ("SNR", "true distance (pc)"), strict=True):
+            for level, style in ((0, "-"), (1, ":"), (-1, ":")):
+                ax.axhline(level, color="k", ls=style, lw=0.5)
+            ax.set_xscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel("(d − d_true) / σ_d")
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(stem.with_name(stem.name + "-distances.png"), dpi=120)
+        written.append(stem.with_name(stem.name + "-distances.png"))
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--realisations", type=int, default=20)
+    parser.add_argument("--first", type=int, default=0, help="index of the first realisation (seeds follow it)")
+    parser.add_argument("--n-stars", type=int, default=34000, help="mock stars (≈ 8,000 pass the training cuts)")
+    parser.add_argument("--mode", choices=("labels", "spectra"), default="labels")
+    parser.add_argument("--likelihood", nargs="+", choices=("selection", "paper"), default=["selection", "paper"])
+    parser.add_argument("--workdir", type=Path, help="where mocks and runs go (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the mocks")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
+    args = parser.parse_args(argv)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="zpdist-calibration-"))
+    work.mkdir(parents=True, exist_ok=True)
+    realism = work / "realism.toml"
+    realism.write_text("".join(f"[{part}]\n" for part in REALISM_PARTS))
+    rows = []
+    for index in range(args.first, args.first + args.realisations):
+        rows += realisation(index, args, work, realism)
+        pd.DataFrame(rows).to_csv(work / "rows.csv", index=False)
+    frame = pd.DataFrame(rows)
+    distances = None
+    parts = sorted(work.glob("dist*.parquet"))
+    if parts:
+        distances = pd.concat([pd.read_parquet(p) for p in parts])
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"calibration-{args.mode}{args.tag}"
+    header = (
+        f"# Δϖ calibration over realisations of the realistic mock ({args.mode} mode)\n\n"
+        f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
+        f"{args.n_stars} mock stars per realisation; command: `python benchmarks/calibration.py "
+        f"{' '.join(sys.argv[1:])}`\n\n"
+    )
+    table = _pull_table(frame)
+    rows_md = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    rows_md += "\n".join("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in r) + " |"
+                          for r in frame.itertuples(index=False))  # fmt: skip
+    dist_md = ""
+    if distances is not None:
+        dist_md = "\n\nPer-star distance pulls (d − d_true)/σ_d:\n\n| likelihood | stars | median | half 16–84 % |\n"
+        dist_md += "|---|---:|---:|---:|\n"
+        for name, group in distances.groupby("likelihood"):
+            lo, hi = np.percentile(group["pull"], [16, 84])
+            dist_md += f"| {name} | {len(group)} | {np.median(group['pull']):+.2f} | {(hi - lo) / 2:.2f} |\n"
+    text = header + table + dist_md + "\n\n" + rows_md + "\n"
+    stem.with_suffix(".md").write_text(text)
+    frame.to_csv(stem.with_suffix(".csv"), index=False)
+    plots = _plots(frame, distances, stem)
+    print(text)
+    print("written:", stem.with_suffix(".md"), *plots)
+
+
+if __name__ == "__main__":
+    main()
