@@ -216,3 +216,27 @@ def test_the_release_follows_a_gaia_join_and_survives_ingest(tmp_path):
     assert table.attrs["gaia_release"] == "EDR3"
     assert "recorded by zpdist ingest" in table.attrs["gaia_release_source"]
     assert table["parallax"].tolist() == [0.52, 0.61, 0.69]
+
+
+def test_a_bare_named_gaia_archive_table_gets_the_stated_release_through_ingest(tmp_path, capsys):
+    """A DR17-like allStar joined to a Gaia archive table (bare names, which do not say the release) reads as DR3
+    after `ingest allstar --gaia-release DR3`; a release zpdist does not know is exit 2, one line."""
+    from zpdist.cli import main
+    from zpdist.io.tables import read_table
+
+    ids = [21, 22, 23]
+    allstar = tmp_path / "allStar-dr17.parquet"
+    pd.DataFrame({"APOGEE_ID": ["2M1", "2M2", "2M3"], "RA": [10.0, 11.0, 12.0], "DEC": [5.0, 6.0, 7.0],
+                  "KS": [9.0, 9.1, 9.2], "GAIAEDR3_SOURCE_ID": ids, "GAIAEDR3_PARALLAX": [0.5, 0.6, 0.7],
+                  "GAIAEDR3_PARALLAX_ERROR": [0.03] * 3}).to_parquet(allstar)  # fmt: skip
+    gaia = tmp_path / "gaia-archive.parquet"
+    pd.DataFrame({"source_id": ids, "parallax": [0.52, 0.61, 0.69], "parallax_error": [0.02] * 3}).to_parquet(gaia)
+    out = tmp_path / "ingested.parquet"
+    args = ["ingest", "allstar", "--allstar", str(allstar), "--gaia", str(gaia), "--gaia-join", "source_id"]
+    assert main([*args, "--gaia-release", "DR3", "--out", str(out)]) == 0
+    table = read_table(out)
+    assert table.attrs["gaia_release"] == "DR3" and table["parallax"].tolist() == [0.52, 0.61, 0.69]
+    assert "--gaia-release" in table.attrs["gaia_release_source"]
+    with pytest.raises(SystemExit) as info:
+        main([*args, "--gaia-release", "DR4", "--out", str(tmp_path / "other.parquet")])
+    assert info.value.code == 2 and "DR4" in capsys.readouterr().err

@@ -28,6 +28,11 @@ def add_allstar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--match-radius-arcsec", type=positive_float, default=1.0, help="positional match radius (default 1 arcsec)"
     )
+    parser.add_argument(
+        "--gaia-release", choices=("DR2", "EDR3", "DR3"),
+        help="the release of the Gaia astrometry, when the column names do not say it (a Gaia archive table has "
+        "bare names: state DR3 for gaiadr3.gaia_source); recorded in the output, it decides whether L21 applies",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, help="output table, .parquet (or .fits)")
 
 
@@ -38,7 +43,9 @@ def run_allstar(args: argparse.Namespace) -> None:
     if args.out.suffix.lower() not in (".parquet", ".fits"):
         raise OutputError(f"{args.out}: the output table must end in .parquet or .fits")
     refuse_input_as_output(args.out, args.allstar, args.gaia)
-    table, metadata = ingest_allstar(args.allstar, args.gaia, args.gaia_join, args.match_radius_arcsec)
+    table, metadata = ingest_allstar(
+        args.allstar, args.gaia, args.gaia_join, args.match_radius_arcsec, gaia_release=args.gaia_release
+    )
     write_table(table, args.out, metadata)
     print(f"wrote {args.out}: {len(table)} rows, {table.shape[1]} columns; provenance in its 'zpdist' metadata")
 

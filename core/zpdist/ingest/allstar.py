@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from zpdist import __version__
+from zpdist.io.columns import normalise_gaia_release
 from zpdist.io.crossmatch import MATCH_SEPARATION, MatchSummary, join_gaia_file
 from zpdist.io.tables import list_columns, read_columns, read_table
 
@@ -158,6 +159,7 @@ def ingest_allstar(
     join: str | None = None,
     radius_arcsec: float = 1.0,
     log: Callable[[str], None] = print,
+    gaia_release: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Read an allStar, join Gaia, remove duplicate rows; nothing is written.
 
@@ -175,6 +177,9 @@ def ingest_allstar(
         Positional match radius (arcsec).
     log : callable
         Receives the summary lines.
+    gaia_release : {"DR2", "EDR3", "DR3"}, optional
+        The release of the Gaia astrometry, when the column names do not say it (a Gaia archive table has
+        bare names); it overrides what the names say.
 
     Returns
     -------
@@ -182,7 +187,13 @@ def ingest_allstar(
         The canonical table.
     metadata : dict
         JSON-serialisable record of the inputs, the join and the counts.
+
+    Raises
+    ------
+    InputError
+        If ``gaia_release`` is not one of the releases above.
     """
+    stated = normalise_gaia_release(gaia_release) if gaia_release is not None else None
     table = read_allstar(allstar_path)
     n_in = len(table)
     log(f"{allstar_path}: {n_in} rows")
@@ -191,6 +202,8 @@ def ingest_allstar(
         table, match = join_gaia_file(table, gaia_path, join, radius_arcsec)
         log(f"Gaia from {gaia_path}: {match.describe()}")
     origin = f"{match.mode} join" if match else _gaia_origin(table)
+    if stated is not None:
+        table.attrs.update(gaia_release=stated, gaia_release_source="stated with --gaia-release")
     table, duplicates = remove_duplicates(table)
     log(f"duplicates removed: {duplicates.n_removed} rows ({duplicates.rule}); {len(table)} rows left")
     if duplicates.n_kept_flagged:
