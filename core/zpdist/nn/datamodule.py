@@ -161,6 +161,11 @@ class StarData(ABC):
         """Whether the batches carry each star's sightline (GLON/GLAT or RA/DEC were in the table)."""
         return self._columns.sightline is not None
 
+    def sightlines(self) -> np.ndarray | None:
+        """The selected stars' sightlines (N, 3), or None when the table gave none."""
+        line = self._columns.sightline
+        return None if line is None else line.cpu().numpy()
+
     @property
     def n_stars(self) -> int:
         return len(self.k_corr)

@@ -54,6 +54,8 @@ from zpdist.selection import (
     require_nonempty,
     training_cuts,
 )
+from zpdist.sky_floor import REFERENCE as SKY_FLOOR_REFERENCE
+from zpdist.sky_floor import footprint_diameter_deg, sky_floor_uas
 from zpdist.units import mas_to_uas
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -351,6 +353,7 @@ def train(
             astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood,
             network_draws=config.network_draws,
         )  # fmt: skip
+        offset.update(_sky_floor(table.attrs.get("gaia_release"), stars.sightlines()))
         summary = {
             **offset,
             **_run_summary(table, stars, config, state, report, label_columns, device),
@@ -367,6 +370,12 @@ def train(
             log(f"run incomplete: {out_dir} is unchanged; {staging} keeps the last checkpoint for --resume")
         raise
     _publish(staging, out_dir)
+    _report(summary, log)
+    return summary
+
+
+def _report(summary: dict, log: Callable[[str], None]) -> None:
+    """The fitted offset with its error's parts, the selection-bias diagnostic and the sky-systematics floor."""
     log(
         f"zero-point offset: {summary['offset_uas']:.1f} ± {summary['offset_uas_err']:.1f} µas "
         f"(stat {summary['offset_uas_err_stat']:.1f}, network {summary['offset_uas_err_network']:.1f}, "
@@ -374,7 +383,23 @@ def train(
         f"{summary['n_train']} training + {summary['n_val']} validation stars, {summary['epochs_run']} epochs"
     )
     _warn_selection_bias(summary, log)
-    return summary
+    if summary["offset_uas_err_sky_floor"] is not None:
+        log(
+            f"on real Gaia {summary['gaia_release']} data add {summary['offset_uas_err_sky_floor']:.0f} µas for the "
+            f"sky-correlated systematics over this {summary['sky_footprint_deg']:.0f}° footprint "
+            f"({SKY_FLOOR_REFERENCE})"
+        )
+
+
+def _sky_floor(gaia_release: str | None, sightline: np.ndarray | None) -> dict:
+    """The footprint of the training stars (deg) and the sky-systematics floor of their mean offset (µas, None:
+    not known for this release)."""
+    diameter = float("nan") if sightline is None else footprint_diameter_deg(sightline)
+    return {
+        "sky_footprint_deg": diameter if np.isfinite(diameter) else None,
+        "offset_uas_err_sky_floor": sky_floor_uas(gaia_release, diameter),
+        "sky_floor_reference": SKY_FLOOR_REFERENCE,
+    }
 
 
 def training_likelihood(config: TrainConfig, frame: GalactocentricFrameConfig) -> ParallaxLikelihood:

@@ -16,6 +16,7 @@ from zpdist.io.columns import GAIA_RELEASES
 from zpdist.maps import robust_edges, running_median
 from zpdist.units import mas_to_uas
 from zpdist.zeropoint_maps.histograms import MAP_PLANES
+from zpdist_dashboard.error_budget import error_budget_markdown
 from zpdist_dashboard.state import Catalog, DashboardState, mask_key
 from zpdist_dashboard.text import escape
 from zpdist_dashboard.views.base import LABELS, MAP_SIZE, datashaded_map, dimension, missing_notice, selectable
@@ -156,7 +157,8 @@ class ZeroPointView(pn.viewable.Viewer):
         published = published_markdown(catalog)
         if offset := catalog.constant_offset_uas:
             after = " (left after L21)" if offset_after_l21(catalog) else ""
-            text = f"### Constant model{after}: Δϖ = {offset[0]:+.1f} ± {offset[1]:.1f} µas\n{published}"
+            budget = error_budget_markdown(catalog.model)
+            text = f"### Constant model{after}: Δϖ = {offset[0]:+.1f} ± {offset[1]:.1f} µas\n{budget}\n\n{published}"
             return pn.pane.Markdown(text, width=620)
         if missing := missing_notice(catalog, "The offset summary", ["zp_offset"]):
             return missing

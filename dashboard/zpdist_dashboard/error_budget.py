@@ -1,0 +1,54 @@
+"""The parts of the fitted offset's error, as a line of Markdown for the Zero-point tab (docs/method.md §6, §12)."""
+
+from __future__ import annotations
+
+import math
+
+from zpdist_dashboard.text import escape
+
+#: The error's parts: name shown -> key of the catalog's ``model`` metadata (µas).
+ERROR_PARTS = {
+    "statistical": "offset_uas_err_stat",
+    "network": "offset_uas_err_network",
+    "offset Monte Carlo": "offset_uas_err_mc",
+}
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a float when it is a finite number (metadata comes from a file: anything else is ignored)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def error_budget_markdown(model: dict) -> str:
+    """What the fitted offset's error holds and what it leaves out, from a catalog's ``model`` metadata.
+
+    Examples
+    --------
+    >>> text = error_budget_markdown({"offset_uas_err_stat": 1.2, "offset_uas_err_network": 3.0,
+    ...     "offset_uas_err_mc": 0.0, "likelihood": "selection", "selection_bias_uas": 8.4,
+    ...     "offset_uas_err_sky_floor": 17.0, "gaia_release": "DR2"})
+    >>> for sentence in text.split(" µas"):
+    ...     print(sentence)
+    Error: statistical 1.2, network 3.0, offset Monte Carlo 0.0
+     (selection likelihood). The paper's likelihood would be biased by +8.4
+     here. Not included: 17
+     of Gaia DR2 sky-correlated systematics over this footprint (Lindegren et al. 2018).
+    """
+    parts = [
+        f"{name} {value:.1f}" for name, key in ERROR_PARTS.items() if (value := _finite(model.get(key))) is not None
+    ]
+    text = f"Error: {', '.join(parts)} µas" if parts else "Error parts: not recorded in this catalog"
+    if isinstance(likelihood := model.get("likelihood"), str):
+        text += f" ({escape(likelihood)} likelihood)"
+    text += "."
+    if (bias := _finite(model.get("selection_bias_uas"))) is not None:
+        text += f" The paper's likelihood would be biased by {bias:+.1f} µas here."
+    if (floor := _finite(model.get("offset_uas_err_sky_floor"))) is not None:
+        release = escape(model.get("gaia_release") or "")
+        text += (
+            f" Not included: {floor:.0f} µas of Gaia {release} sky-correlated systematics over this footprint "
+            "(Lindegren et al. 2018)."
+        )
+    return text
