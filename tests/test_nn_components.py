@@ -313,3 +313,34 @@ def test_an_unknown_checkpoint_format_is_named(tmp_path):
     torch.save({"format": "something-else"}, tmp_path / MODEL_FILE)
     with pytest.raises(FileFormatError, match="not a zpdist model \\(format 'something-else'\\)"):
         load_model(tmp_path, CPU)
+
+
+# --- the plane fitted to a multivariate offset model -------------------------------------------------------------
+
+
+def test_plane_of_a_dropout_free_offset_is_its_least_squares_plane_with_only_the_level_error():
+    """Dropout 0: every pass is the same network, so the plane is numpy's least-squares plane of its Δϖ and the
+    slopes have no Monte-Carlo error; the intercept carries the level's error."""
+    from zpdist.nn.offset_plane import COEFFICIENTS, design_matrix, offset_plane
+
+    model = labels_model("multivariate", dropout=0.0)
+    z = offset_inputs(3000, seed=5)
+    z[7, 1] = float("nan")  # left out
+    plane = offset_plane(model.offset, z, n_passes=20, seed=0, level_error_mas=0.002)
+    keep = torch.isfinite(z).all(dim=1)
+    with torch.no_grad():
+        values = model.offset(z[keep], int(keep.sum())).double().numpy()
+    expected = np.linalg.lstsq(design_matrix(z[keep].numpy()), 1000 * values, rcond=None)[0]
+    np.testing.assert_allclose([plane[name][0] for name in COEFFICIENTS], expected, rtol=1e-6, atol=1e-6)
+    assert [plane[name][1] for name in COEFFICIENTS[1:]] == pytest.approx([0, 0, 0], abs=1e-9)
+    assert plane[COEFFICIENTS[0]][1] == pytest.approx(2.0)
+    assert plane["pivot"] == {"g": 13.0, "bp_rp": 1.3, "teff": 4750.0}
+
+
+def test_plane_recovers_an_exact_plane():
+    from zpdist.nn.offset_plane import design_matrix
+
+    z = offset_inputs(500, seed=6).numpy()
+    truth = np.array([-45.0, -8.0, 10.0, 15.0])
+    coefficients = np.linalg.pinv(design_matrix(z)) @ (design_matrix(z) @ truth)
+    np.testing.assert_allclose(coefficients, truth, atol=1e-9)

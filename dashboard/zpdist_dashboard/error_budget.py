@@ -52,3 +52,33 @@ def error_budget_markdown(model: dict) -> str:
             "(Lindegren et al. 2018)."
         )
     return text
+
+
+#: The plane's coefficients in a catalog's ``model.offset_plane``: key -> what is shown.
+PLANE_TERMS = {
+    "intercept_uas": "Δϖ at the pivot {value:+.1f} ± {error:.1f} µas",
+    "slope_g_uas_per_mag": "G {value:+.2f} ± {error:.2f} µas/mag",
+    "slope_bp_rp_uas_per_mag": "BP−RP {value:+.2f} ± {error:.2f} µas/mag",
+    "slope_teff_uas_per_kk": "Teff {value:+.2f} ± {error:.2f} µas/kK",
+}
+
+
+def plane_markdown(model: dict) -> str:
+    """The plane fitted to a multivariate offset model (pivot G 13, BP−RP 1.3, Teff 4750 K), or "" if unrecorded.
+
+    Examples
+    --------
+    >>> plane = {"intercept_uas": [-45.2, 2.1], "slope_g_uas_per_mag": [-7.5, 0.8],
+    ...          "slope_bp_rp_uas_per_mag": [9.1, 1.5], "slope_teff_uas_per_kk": [14.0, 2.2]}
+    >>> print(plane_markdown({"offset_plane": plane}).split(": ", 1)[1])
+    Δϖ at the pivot -45.2 ± 2.1 µas; G -7.50 ± 0.80 µas/mag; BP−RP +9.10 ± 1.50 µas/mag; Teff +14.00 ± 2.20 µas/kK
+    """
+    plane = model.get("offset_plane")
+    if not isinstance(plane, dict):
+        return ""
+    terms = []
+    for key, template in PLANE_TERMS.items():
+        pair = plane.get(key)
+        if isinstance(pair, list) and len(pair) == 2 and all(_finite(v) is not None for v in pair):
+            terms.append(template.format(value=pair[0], error=pair[1]))
+    return "Plane fitted to the offset model (pivot G 13, BP−RP 1.3, Teff 4750 K): " + "; ".join(terms) if terms else ""

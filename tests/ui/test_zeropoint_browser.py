@@ -27,11 +27,10 @@ from tests.ui.conftest import serving, wait_until
 from zpdist.catalog import UNITS
 from zpdist.io.catalog import write_catalog
 from zpdist.lindegren import ecliptic_latitude, l21_zero_point
+from zpdist_dashboard.published import PUBLISHED_FOR, PUBLISHED_OFFSETS
 from zpdist_dashboard.state import load_catalog
 from zpdist_dashboard.views.zeropoint import (
     L21_COLUMN,
-    PUBLISHED_FOR,
-    PUBLISHED_OFFSETS,
     TREND_COLUMNS,
     catalog_release,
     l21_medians,

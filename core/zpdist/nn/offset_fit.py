@@ -25,6 +25,7 @@ from zpdist.nn.distance_prior import DistancePrior
 from zpdist.nn.infer import mc_predict
 from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood, selection_aware_nll
 from zpdist.nn.model import ZeroPointNet
+from zpdist.nn.offset_plane import offset_plane
 from zpdist.units import mas_to_uas
 
 #: Largest condition number of the level fit's normal equations (1/√ε of float64): beyond it they are singular.
@@ -109,6 +110,8 @@ def fit_offset_level(
     return OffsetLevelFit(float(shift), float(scale), covariance)
 
 
+#: Shared-mask passes of a multivariate offset model for its plane (:mod:`zpdist.nn.offset_plane`).
+_PLANE_PASSES = 200
 #: Newton steps of the selection-aware level fit, the step (in units of each parameter's error) at which it has
 #: converged, and the stars per chunk of its sums.
 _NEWTON_STEPS, _NEWTON_TOLERANCE, _CHUNK = 30, 1e-4, 16384
@@ -351,7 +354,7 @@ def offset_summary(
         in quadrature), ``offset_uas_err_stat``, ``offset_uas_err_network``, ``offset_uas_err_mc`` and
         ``offset_uas_before_polish`` (mean offset before the fit), all in µas; ``luminosity_scale_polish``
         (the factor applied to L), ``offset_mc_passes``, ``network_draws`` and ``likelihood`` ("paper" or
-        "selection").
+        "selection"); for a multivariate offset model, ``offset_plane`` (:func:`zpdist.nn.offset_plane.offset_plane`).
     """
     model = model.to(device)
     parts, offset_inputs = [], []
@@ -382,7 +385,11 @@ def offset_summary(
         star["fakemag_pred_var"] = star["fakemag_pred_var"] * fit.luminosity_scale**2
         prior = likelihood.prior if used == "selection" else None
         network = network_level_spread(model, stars(), star, prior, network_draws, seed, device)
-    return {
+    plane = {}
+    if model.offset.needs_inputs and offset_inputs:
+        level_error = float(np.hypot(stat, network))
+        plane = {"offset_plane": offset_plane(model.offset, torch.cat(offset_inputs), _PLANE_PASSES, seed, level_error)}
+    return plane | {
         "offset_uas": mas_to_uas(float(np.mean(passes.numpy()))),
         "offset_uas_err": mas_to_uas(float(np.sqrt(stat**2 + network**2 + mc**2))),
         "offset_uas_err_stat": mas_to_uas(stat),

@@ -43,6 +43,7 @@ from zpdist.nn.infer import MODEL_FILE, save_model
 from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood
 from zpdist.nn.model import ModelConfig, ZeroPointNet
 from zpdist.nn.offset_fit import offset_summary
+from zpdist.nn.offset_plane import COEFFICIENTS as PLANE_COEFFICIENTS
 from zpdist.nn.trainer import Trainer, TrainState
 from zpdist.nn.warm_start import WarmStart, parameter_groups, warm_start_log_linear
 from zpdist.selection import (
@@ -382,6 +383,11 @@ def _report(summary: dict, log: Callable[[str], None]) -> None:
         f"offset MC {summary['offset_uas_err_mc']:.1f}); "
         f"{summary['n_train']} training + {summary['n_val']} validation stars, {summary['epochs_run']} epochs"
     )
+    if plane := summary.get("offset_plane"):
+        log(
+            "plane fitted to the offset model (pivot G 13, BP−RP 1.3, Teff 4750 K): "
+            + ", ".join(f"{name} {plane[name][0]:+.2f} ± {plane[name][1]:.2f}" for name in PLANE_COEFFICIENTS)
+        )
     _warn_selection_bias(summary, log)
     if summary["offset_uas_err_sky_floor"] is not None:
         log(
