@@ -1,11 +1,29 @@
-"""Binned statistics of core/maps.py against hand-computed values."""
+"""Binned statistics of core/maps.py against hand-computed values, and the dashboard's datashaded maps against
+datashader."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import datashader as ds
+import holoviews as hv
 import numpy as np
+import pandas as pd
 import pytest
 
+from tests.synthetic_catalog import synthetic_catalog
 from zpdist.maps import bin_index, binned_median_map, color_limits, robust_edges, running_median
+from zpdist_dashboard import raster
+from zpdist_dashboard.raster import RASTER_BINS, SPARE, MapRaster, pixel_index
+from zpdist_dashboard.state import DERIVED, Catalog, DashboardState, Selection
+from zpdist_dashboard.views.base import OUTLINE, datashaded_map, dimension, selectable
+
+
+def load_catalog_from_rows(frame: pd.DataFrame) -> Catalog:
+    """``frame`` as :func:`zpdist_dashboard.state.load_catalog` would load it (derived columns added)."""
+    columns = tuple(frame.columns)
+    derived = {name: fn(frame) for name, (needs, fn) in DERIVED.items() if all(c in columns for c in needs)}
+    return Catalog(pd.concat([frame, pd.DataFrame(derived, index=frame.index)], axis=1), {}, Path("c.parquet"), columns)
 
 
 def test_bin_index_is_half_open_with_the_last_edge_included():
@@ -51,3 +69,98 @@ def test_running_median_by_hand():
     np.testing.assert_allclose(r["x_mid"], [0.5, 1.5, 2.5])
     cut = running_median(x, y, np.array([0.0, 1.0, 2.0]), min_count=3)
     assert np.isnan(cut["median"][1]) and cut["n"][1] == 2
+
+
+# The dashboard's datashaded maps (zpdist_dashboard.views.base): the same pixels, counts and means as datashader's
+# Canvas.points, made once per filter state for every session, and the selection drawn on them.
+
+
+def _points(n: int = 20_000, seed: int = 4) -> Catalog:
+    """Points over (a, b) with a value v: some outside the view (-2, 2)², some exactly on its edges, NaN among the
+    coordinates and the values."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "v": rng.normal(size=n)})
+    frame.loc[::7, "v"] = np.nan
+    frame.loc[::11, "a"] = np.nan
+    frame.loc[1:4, ["a", "b"]] = [(2.0, 0.0), (-2.0, 0.0), (0.0, 2.0), (2.0, -2.0)]
+    return Catalog(frame, {}, Path("points.parquet"), tuple(frame.columns))
+
+
+def _datashader(frame: pd.DataFrame, value: str | None, view: tuple[float, float, float, float]) -> np.ndarray:
+    canvas = ds.Canvas(plot_width=RASTER_BINS[0], plot_height=RASTER_BINS[1], x_range=view[:2], y_range=view[2:])
+    agg = canvas.points(frame, "a", "b", agg=ds.mean(value) if value else ds.count()).to_numpy().astype(float)
+    return np.where(agg == 0, np.nan, agg) if value is None else agg
+
+
+@pytest.mark.parametrize("value", ["v", None])
+def test_map_images_are_datashaders_counts_and_means(value):
+    catalog = _points()
+    x, y = hv.Dimension("a", range=(-2.0, 2.0)), hv.Dimension("b", range=(-2.0, 2.0))
+    raster = MapRaster.of(catalog, x, y, value)
+    assert MapRaster.of(catalog, x, y, value) is raster  # made once
+    mask = np.random.default_rng(5).uniform(size=len(catalog.frame)) < 0.6
+    for view in (None, (-0.5, 1.0, -1.0, 0.3)):  # the full view, then a zoom
+        image = raster.aggregate(mask, view)
+        expected = _datashader(catalog.frame[mask], value, view or raster.view)
+        assert image.shape == (RASTER_BINS[1], RASTER_BINS[0]) and image.dtype == np.float32
+        np.testing.assert_allclose(image, expected, rtol=1e-6, equal_nan=True)
+    if value is None:  # every point inside the view, edges included, counted once
+        a, b = catalog.frame["a"], catalog.frame["b"]
+        assert np.nansum(raster.aggregate(np.ones(len(a), bool))) == (a.between(-2, 2) & b.between(-2, 2)).sum()
+
+
+def test_pixels_outside_the_view_or_without_a_value_are_spare():
+    x = np.array([0.0, 1.0, 0.999, np.nan, -0.1, 0.5])
+    values = np.array([1.0, 1.0, 1.0, 1.0, 1.0, np.inf])
+    pixels = pixel_index(x, np.zeros(6), values, (0.0, 1.0, 0.0, 1.0), (4, 2))
+    assert pixels[:3].tolist() == [0, 3, 3]  # the right edge belongs to the last pixel
+    assert (pixels[3:] >= SPARE).all()
+
+
+def test_a_map_is_aggregated_once_per_filter_state_for_all_sessions(monkeypatch):
+    rows = synthetic_catalog(2000)[0]
+    rows["zp_offset"] = np.random.default_rng(6).normal(-0.05, 0.01, len(rows))
+    catalog = load_catalog_from_rows(rows)
+    sessions = [DashboardState(catalog), DashboardState(catalog)]
+    x, y = dimension(catalog, "phot_g_mean_mag"), dimension(catalog, "bp_rp")
+    plots = [hv.renderer("bokeh").get_plot(datashaded_map(s, x, y, "zp_offset_uas", "Δϖ")) for s in sessions]
+    calls = []
+    kernel = raster._sum_count
+    monkeypatch.setattr(raster, "_sum_count", lambda *args: calls.append(1) or kernel(*args))
+    canvas = ds.Canvas(plot_width=RASTER_BINS[0], plot_height=RASTER_BINS[1], x_range=x.range, y_range=y.range)
+
+    def datashader(mask: np.ndarray) -> np.ndarray:
+        points = catalog.frame[mask]
+        return canvas.points(points, "phot_g_mean_mag", "bp_rp", agg=ds.mean("zp_offset_uas")).to_numpy()
+
+    for state in sessions:  # the second session's filter change finds the first one's mask and image
+        state.set_range("teff", (4000.0, 4500.0))
+    assert len(calls) == 1 and sessions[0].mask is sessions[1].mask and not sessions[0].mask.flags.writeable
+    for plot in plots:
+        shown = plot.current_frame.dimension_values(2, flat=False)
+        np.testing.assert_allclose(shown, datashader(sessions[0].mask), rtol=1e-6, equal_nan=True)
+    sessions[1].set_range("teff", (4000.0, 4600.0))  # other filters: aggregated anew
+    assert len(calls) == 2 and sessions[0].mask is not sessions[1].mask
+    shown = plots[1].current_frame.dimension_values(2, flat=False)
+    np.testing.assert_allclose(shown, datashader(sessions[1].mask), rtol=1e-6, equal_nan=True)
+
+
+def test_box_and_lasso_on_a_map_select_stars_and_outline_them():
+    catalog = load_catalog_from_rows(synthetic_catalog(2000)[0])
+    state = DashboardState(catalog)
+    x, y = dimension(catalog, "phot_g_mean_mag"), dimension(catalog, "bp_rp")
+    dmap = selectable(datashaded_map(state, x, y, None, "stars"), state, x.name, y.name)
+    plot = hv.renderer("bokeh").get_plot(dmap)
+    assert plot.state.title.text == "stars" and "colorbar" in plot.handles  # the map's options reach its images
+    (outline,) = [a for a in plot.state.center if a.name == OUTLINE]
+    streams = {type(s).__name__: s for s in hv.streams.Stream.registry[dmap]}
+    assert (outline.xs, outline.ys) == ([], [])
+    streams["BoundsXY"].event(bounds=(10.0, 1.0, 14.0, 2.0))
+    assert state.selection == Selection(x.name, y.name, bounds=(10.0, 1.0, 14.0, 2.0))
+    assert (outline.xs, outline.ys) == ([10.0, 14.0, 14.0, 10.0], [1.0, 1.0, 2.0, 2.0])
+    g, bp_rp = catalog.frame[x.name], catalog.frame[y.name]
+    assert state.selected.sum() == (g.between(10, 14) & bp_rp.between(1, 2)).sum() > 0
+    streams["Lasso"].event(geometry=np.array([(10.0, 1.0), (14.0, 1.0), (12.0, 2.0)]))
+    assert (outline.xs, outline.ys) == ([10.0, 14.0, 12.0], [1.0, 1.0, 2.0])
+    state.selection = Selection("x_gc", "y_gc", bounds=(0.0, 0.0, 1.0, 1.0))  # drawn on another map
+    assert (outline.xs, outline.ys) == ([], [])

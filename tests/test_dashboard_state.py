@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from astropy.table import Table
 
@@ -12,6 +13,7 @@ from tests.synthetic_catalog import synthetic_catalog, write_synthetic_catalog
 from zpdist.catalog import UNITS
 from zpdist.errors import MissingInputError
 from zpdist.io.catalog import write_catalog
+from zpdist.maps import BinnedMap
 from zpdist.selection import MapCuts, apply_cuts, map_cuts
 from zpdist_dashboard.state import (
     Catalog,
@@ -19,9 +21,11 @@ from zpdist_dashboard.state import (
     DashboardState,
     Selection,
     SharedResults,
+    filter_key,
     filter_mask,
     load_catalog,
     mask_key,
+    nbytes,
     points_in_polygon,
     quality_cuts,
     shared_catalog,
@@ -104,6 +108,34 @@ def test_results_are_shared_by_what_they_depend_on():
     for key in ("x", "x", "y", "z", "x"):
         shared.get(key, lambda key=key: calls.append(key) or key.upper())
     assert calls == ["x", "y", "z", "x"]  # "x" computed once, then dropped as the least recently used
+
+
+def test_shared_results_hold_a_bounded_number_of_bytes_of_read_only_arrays():
+    shared = SharedResults(size=10, max_bytes=250)
+    kept = shared.get("kept", lambda: np.zeros(1000, np.uint8), keep=True)
+    for key in "abc":
+        shared.get(key, lambda: np.zeros(100, np.uint8))
+    assert shared.bytes == 200 and len(shared) == 3  # "a" dropped for the third 100 bytes; "kept" never counts
+    assert shared.get("kept", lambda: None) is kept and not kept.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        shared.get("c", lambda: None)[0] = 1
+    table = pd.DataFrame({"x": np.zeros(10)})
+    assert nbytes(
+        {"t": table, "m": (np.zeros(3), BinnedMap(np.zeros(2), np.zeros(2), np.zeros((2, 2)), np.zeros(4)))}
+    ) == (table.memory_usage(index=True).sum() + 24 + 16 + 16 + 32 + 32)
+
+
+def test_sessions_with_the_same_filters_share_their_masks(catalog_file):
+    catalog = load_catalog(catalog_file)
+    a, b = DashboardState(catalog), DashboardState(catalog)
+    assert a.mask is b.mask and a.selected is b.selected and a.filter_key == b.filter_key
+    a.set_range("teff", (4000, 4500))
+    b.set_range("teff", (4000.0, 4500.0))
+    assert a.mask is b.mask and a.filter_key == b.filter_key == filter_key({"teff": (4000, 4500)}, [], "fe_h")
+    b.element = "mg_fe"  # the element matters only with a quality cut
+    assert b.mask is a.mask
+    b.cuts = [4]
+    assert b.mask is not a.mask and b.filter_key != a.filter_key
 
 
 def test_shared_catalog_is_loaded_once_per_process(catalog_file):

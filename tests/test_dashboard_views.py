@@ -48,13 +48,13 @@ def _views(state: DashboardState) -> dict[str, pn.viewable.Viewable]:
 
 def test_abundance_map_is_the_binned_median_with_percentile_colours(state):
     view = AbundancesView(state=state)
-    image = view._image(state.mask, "mg_fe", 20, 10, "x_gc", "y_gc")
+    image = view._image(state.filter_key, "mg_fe", 20, 10, "x_gc", "y_gc")
     f = state.catalog.frame
     edges = np.linspace(*view._limits["x_gc"], 21)
     expected = binned_median_map(f["x_gc"], f["y_gc"], f["mg_fe"], edges, edges, 10)
     np.testing.assert_allclose(image.dimension_values(2, flat=False), expected.statistic, equal_nan=True)
     assert image.opts.get().kwargs["clim"] == pytest.approx(color_limits(expected.statistic))
-    profiles = view._profiles(state.mask, "mg_fe", 10)
+    profiles = view._profiles(state.filter_key, "mg_fe", 10)
     assert len(profiles) == 4 and all(isinstance(c, hv.Curve) for c in profiles)
 
 

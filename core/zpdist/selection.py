@@ -22,7 +22,12 @@ OFFSET_INPUT_COLUMNS: tuple[str, str, str] = ("phot_g_mean_mag", "bp_rp", "teff"
 
 
 class EmptySelectionError(InputError):
-    """No star is left after the cuts; the message lists each cut's count."""
+    """No star is left after the cuts. The message is one line (the file, its stars, the cut that removed the most
+    and the one that removed the last); :attr:`report` is the table of every cut (:func:`format_report`)."""
+
+    def __init__(self, message: str, report: str = "") -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -172,9 +177,21 @@ def format_report(report: Sequence[CutResult], n_start: int) -> str:
 
 
 def require_nonempty(keep: np.ndarray, report: Sequence[CutResult], source: str) -> None:
-    """Raise :class:`EmptySelectionError` naming the file and listing the cuts if nothing passed."""
-    if not keep.any():
-        raise EmptySelectionError(f"{source}: no star passes the cuts\n{format_report(report, len(keep))}")
+    """Raise :class:`EmptySelectionError` if nothing passed: one line naming the file ``source``, its stars, the cut
+    that removed the most and the one that removed the last, and the table of every cut as the error's ``report``."""
+    if keep.any():
+        return
+    table = format_report(report, len(keep))
+    if not len(keep):
+        raise EmptySelectionError(f"{source}: no star passes the cuts: the table has no rows", table)
+    most = max(report, key=lambda r: r.removed)
+    last = next(r for r in report if r.remaining == 0 and r.skipped is None)
+    then = "" if last is most else f", and '{last.name}' the last {last.removed:,}"
+    raise EmptySelectionError(
+        f"{source}: no star passes the cuts: of {len(keep):,} stars, '{most.name}' removed the most "
+        f"({most.removed:,}){then}",
+        table,
+    )
 
 
 #: Abundances an abundance map shows (docs/method.md §7): [Fe/H] and the 15 [X/Fe].

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -96,26 +97,66 @@ class CatalogError(FileFormatError):
     """A file that cannot be read as a zpdist catalog."""
 
 
+def nbytes(value: object) -> int:
+    """Bytes held by the arrays in ``value`` (arrays, pandas objects, and containers or dataclasses of them); other
+    objects count 0."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, pd.DataFrame | pd.Series):
+        return int(np.sum(value.memory_usage(index=True)))
+    if isinstance(value, dict):
+        return sum(nbytes(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return sum(nbytes(v) for v in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return sum(nbytes(getattr(value, name)) for name in value.__dataclass_fields__)
+    return 0
+
+
 class SharedResults:
     """Results computed from a catalog that every session may reuse, keyed by what they depend on (a column, a
-    mask's :func:`mask_key`); beyond ``size`` of them the least recently used is dropped."""
+    filter state, a mask's :func:`mask_key`). Beyond ``size`` of them, or ``max_bytes`` of arrays, the least
+    recently used are dropped; those stored with ``keep=True`` (one per map, see
+    :class:`zpdist_dashboard.raster.MapRaster`) stay while the process runs. Arrays stored are made read-only:
+    sessions share them."""
 
-    def __init__(self, size: int = 128) -> None:
-        self.size = size
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+    def __init__(self, size: int = 256, max_bytes: int = 128 * 2**20) -> None:
+        self.size, self.max_bytes = size, max_bytes
+        self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._kept: dict[Hashable, Any] = {}
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        """The result stored under ``key``, computed by ``compute()`` the first time."""
+    @property
+    def bytes(self) -> int:
+        """Bytes of arrays held by the results that may be dropped."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items) + len(self._kept)
+
+    def get(self, key: Hashable, compute: Callable[[], Any], keep: bool = False) -> Any:
+        """The result stored under ``key``, computed by ``compute()`` the first time (and kept for good with
+        ``keep``)."""
         with self._lock:
+            if key in self._kept:
+                return self._kept[key]
             if key in self._items:
                 self._items.move_to_end(key)
-                return self._items[key]
+                return self._items[key][0]
         value = compute()
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
         with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            if keep:
+                return self._kept.setdefault(key, value)
+            if key in self._items:
+                return self._items[key][0]
+            size = nbytes(value)
+            self._items[key] = (value, size)
+            self._bytes += size
+            while len(self._items) > self.size or (self._bytes > self.max_bytes and len(self._items) > 1):
+                self._bytes -= self._items.popitem(last=False)[1][1]
         return value
 
 
@@ -256,6 +297,14 @@ def shared_catalog(path: str | os.PathLike) -> Catalog:
     return pn.state.as_cached(f"zpdist-catalog:{Path(path).resolve()}", load_catalog, path=Path(path))
 
 
+@numba.njit(parallel=True, cache=True)
+def _keep_within(values: np.ndarray, lo: float, hi: float, mask: np.ndarray) -> None:
+    """Clear ``mask`` where ``values`` is outside ``[lo, hi]`` or NaN, in one pass (the filter of 10⁷ stars is
+    redone on every slider move)."""
+    for i in numba.prange(len(values)):
+        mask[i] &= lo <= values[i] <= hi
+
+
 def filter_mask(
     frame: pd.DataFrame,
     ranges: dict[str, tuple[float, float]],
@@ -286,11 +335,20 @@ def filter_mask(
     mask = np.ones(len(frame), dtype=bool)
     for column, (lo, hi) in ranges.items():
         if column in frame:
-            values = frame[column].to_numpy(float)
-            mask &= (values >= lo) & (values <= hi)
+            _keep_within(frame[column].to_numpy(float), float(lo), float(hi), mask)
     offered = quality_cuts(element, thresholds)
     chosen = [cut for i, cut in enumerate(offered) if i in cuts and all(c in frame for c in cut.columns)]
-    return mask & apply_cuts(frame, chosen)[0]
+    if chosen:
+        mask &= apply_cuts(frame, chosen)[0]
+    return mask
+
+
+def filter_key(
+    ranges: dict[str, tuple[float, float]], cuts: list[int], element: str, thresholds: MapCuts = MAP_CUTS
+) -> tuple:
+    """What :func:`filter_mask` depends on, as a hashable key: equal keys, equal masks (the element counts only
+    with a quality cut chosen, the σ[X/H] one follows it)."""
+    return tuple(sorted(ranges.items())), tuple(sorted(cuts)), element if cuts else None, thresholds
 
 
 def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -344,6 +402,11 @@ class DashboardState(param.Parameterized):
     selection = param.ClassSelector(class_=Selection, allow_None=True, doc="The region drawn on a map.")
     thresholds = param.ClassSelector(class_=MapCuts, default=MAP_CUTS, constant=True, doc="The map cuts' thresholds.")
     mask = param.Array(doc="Stars passing the filters.")
+    filter_key = param.Parameter(
+        doc="The filter_key of mask: a small hashable value that changes with it (depend on it rather than on the "
+        "mask: HoloViews hashes what a plot depends on), and the key of results shared by the sessions whose "
+        "filters pass the same stars."
+    )
     selected = param.Array(doc="Stars passing the filters and inside the selection (none without one).")
 
     def __init__(self, catalog: Catalog, **params) -> None:
@@ -356,13 +419,19 @@ class DashboardState(param.Parameterized):
 
     @param.depends("ranges", "cuts", "element", watch=True)
     def _update_mask(self) -> None:
-        self.mask = filter_mask(self.catalog.frame, self.ranges, self.cuts, self.element, self.thresholds)
+        frame, thresholds = self.catalog.frame, self.thresholds
+        key = filter_key(self.ranges, self.cuts, self.element, thresholds)
+        mask = self.catalog.shared.get(
+            ("mask", key), lambda: filter_mask(frame, self.ranges, self.cuts, self.element, thresholds)
+        )
+        self.param.update(mask=mask, filter_key=key)
         self._update_selected()
 
     @param.depends("selection", watch=True)
     def _update_selected(self) -> None:
         if self.selection is None:
-            self.selected = np.zeros(len(self.catalog.frame), dtype=bool)
+            none = self.catalog.shared.get("no star", lambda: np.zeros(len(self.catalog.frame), bool), keep=True)
+            self.selected = none
         else:
             self.selected = self.mask & self.selection.mask(self.catalog.frame)
 

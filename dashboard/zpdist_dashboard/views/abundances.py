@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import holoviews as hv
 import numpy as np
+import pandas as pd
 import panel as pn
 import param
 
-from zpdist.maps import DEFAULT_BINS, DEFAULT_MIN_COUNT, binned_median_map, color_limits, running_median
+from zpdist.maps import DEFAULT_BINS, DEFAULT_MIN_COUNT, BinnedMap, binned_median_map, color_limits, running_median
 from zpdist_dashboard.state import ELEMENT_LABELS, DashboardState
 from zpdist_dashboard.views.base import (
     LABELS,
@@ -41,11 +42,17 @@ class AbundancesView(pn.viewable.Viewer):
         #: Axis limits (kpc) of the maps, from the whole catalog so they stay put while filtering.
         self._limits = {"x_gc": (-xy, xy), "y_gc": (-xy, xy), "r_gc": (0.0, r), "z_gc": (-z, z)}
 
-    def _image(self, mask: np.ndarray, element: str, bins: int, min_count: int, x: str, y: str) -> hv.Image:
-        """The median-``element`` map over (x, y); colours span the 10–90th percentiles of the unmasked bins."""
-        frame = self.state.filtered([x, y, element])
+    def _image(self, filters: tuple, element: str, bins: int, min_count: int, x: str, y: str) -> hv.Image:
+        """The median-``element`` map over (x, y) of the filtered stars (``filters``: the state's filter key, under
+        which the map is shared by the sessions with the same filters); colours span the 10–90th percentiles of the
+        unmasked bins."""
         x_edges, y_edges = (np.linspace(*self._limits[axis], bins + 1) for axis in (x, y))
-        binned = binned_median_map(frame[x], frame[y], frame[element], x_edges, y_edges, min_count)
+
+        def compute() -> BinnedMap:
+            frame = self.state.filtered([x, y, element])
+            return binned_median_map(frame[x], frame[y], frame[element], x_edges, y_edges, min_count)
+
+        binned = self.state.catalog.shared.get(("median_map", x, y, element, bins, min_count, filters), compute)
         xdim, ydim = hv.Dimension(x, label=LABELS[x]), hv.Dimension(y, label=LABELS[y])
         value = hv.Dimension(element, label=ELEMENT_LABELS[element])
         image = hv.Image(
@@ -64,7 +71,7 @@ class AbundancesView(pn.viewable.Viewer):
             if missing := missing_notice(self.state.catalog, title, [x, y, element]):
                 return missing
             image = hv.DynamicMap(
-                pn.bind(self._image, self.state.param.mask, element, self.param.bins, self.param.min_count, x, y)
+                pn.bind(self._image, self.state.param.filter_key, element, self.param.bins, self.param.min_count, x, y)
             ).opts(cmap="viridis", colorbar=True, clabel=ELEMENT_LABELS[element], title=title, **size, **SELECT_TOOLS)
             return pn.pane.HoloViews(selectable(image, self.state, x, y) * references)
 
@@ -80,16 +87,21 @@ class AbundancesView(pn.viewable.Viewer):
             [hv.VLine(r).opts(color="black", line_dash="dashed") for r in (BULGE_RADIUS_KPC, self.state.catalog.r0_kpc)]
         )
 
-    def _profiles(self, mask: np.ndarray, element: str, min_count: int) -> hv.Overlay:
-        """Running median of ``element`` against R in each |z| slice of :data:`Z_SLICES_KPC`."""
+    def _profiles(self, filters: tuple, element: str, min_count: int) -> hv.Overlay:
+        """Running median of ``element`` against R in each |z| slice of :data:`Z_SLICES_KPC`, of the filtered stars
+        (``filters``: the state's filter key, under which the medians are shared)."""
         value = hv.Dimension(element, label=ELEMENT_LABELS[element])
-        frame = self.state.filtered(["r_gc", "z_gc", element])
         edges = np.arange(0.0, self._limits["r_gc"][1] + PROFILE_STEP_KPC, PROFILE_STEP_KPC)
-        abs_z = np.abs(frame["z_gc"].to_numpy(float))
+
+        def compute() -> list[pd.DataFrame]:
+            frame = self.state.filtered(["r_gc", "z_gc", element])
+            abs_z = np.abs(frame["z_gc"].to_numpy(float))
+            slices = (frame[(abs_z >= lo) & (abs_z < hi)] for lo, hi in Z_SLICES_KPC)
+            return [running_median(part["r_gc"], part[element], edges, min_count) for part in slices]
+
+        profiles = self.state.catalog.shared.get(("radial_profiles", element, min_count, filters), compute)
         curves = []
-        for lo, hi in Z_SLICES_KPC:
-            part = frame[(abs_z >= lo) & (abs_z < hi)]
-            profile = running_median(part["r_gc"], part[element], edges, min_count)
+        for (lo, hi), profile in zip(Z_SLICES_KPC, profiles, strict=True):
             curves.append(
                 hv.Curve((profile["x_mid"], profile["median"]), hv.Dimension("r_gc", label=LABELS["r_gc"]), value,
                          label=f"{lo:g} ≤ |z| < {hi:g} kpc")
@@ -101,7 +113,7 @@ class AbundancesView(pn.viewable.Viewer):
             return missing
         return pn.pane.HoloViews(
             hv.DynamicMap(
-                pn.bind(self._profiles, self.state.param.mask, self.state.param.element, self.param.min_count)
+                pn.bind(self._profiles, self.state.param.filter_key, self.state.param.element, self.param.min_count)
             )
         )
 

@@ -1,14 +1,22 @@
-"""Pieces shared by the tabs: axis labels, the notice of what a plot lacks, datashaded maps and map selection."""
+"""Pieces shared by the tabs: axis labels, the notice of what a plot lacks, datashaded maps and map selection.
+
+The maps aggregate per pixel with :class:`zpdist_dashboard.raster.MapRaster` (as datashader's ``Canvas.points``
+does), and the image of each filter state is shared by the sessions whose filters are the same (in
+:attr:`Catalog.shared <zpdist_dashboard.state.Catalog>`).
+"""
 
 from __future__ import annotations
 
-import datashader as ds
+import weakref
+
 import holoviews as hv
 import numpy as np
 import panel as pn
-from holoviews.operation.datashader import rasterize
+import param
+from bokeh.models import PolyAnnotation
 
 from zpdist.maps import robust_edges
+from zpdist_dashboard.raster import MapRaster
 from zpdist_dashboard.state import ELEMENT_LABELS, RANGE_FILTERS, Catalog, DashboardState, Selection
 from zpdist_dashboard.text import escape
 
@@ -33,9 +41,6 @@ LABELS: dict[str, str] = {
 #: Plot size (pixels) of every map, and the frame of the face-on maps (equal axes, so circles stay round).
 MAP_SIZE = {"width": 420, "height": 340}
 SQUARE_FRAME = {"width": None, "height": None, "frame_width": 280, "frame_height": 280}
-#: Aggregation grid of the datashaded maps (bins across, bins up): coarser than the screen, so that a sparse
-#: catalog stays visible; zooming re-aggregates at this resolution.
-RASTER_BINS = (200, 160)
 #: Tools of every selectable map; box selection is the default drag.
 SELECT_TOOLS = {"tools": ["box_select", "lasso_select", "hover"], "active_tools": ["box_select", "wheel_zoom"]}
 
@@ -82,6 +87,18 @@ def missing_notice(catalog: Catalog, title: str, columns: list[str]) -> pn.pane.
     )
 
 
+def _view(x_range: tuple[float, float] | None, y_range: tuple[float, float] | None, full: tuple) -> tuple:
+    """The view a zoom asks for, as ``(x0, x1, y0, y1)``; ``full`` when it is the full view (to rounding), or
+    unknown (not yet drawn: NaN), or empty."""
+    if x_range is None or y_range is None:
+        return full
+    view = (*map(float, x_range), *map(float, y_range))
+    if not (np.isfinite(view).all() and view[0] < view[1] and view[2] < view[3]):
+        return full
+    width, height = full[1] - full[0], full[3] - full[2]
+    return full if np.all(np.abs(np.subtract(view, full)) <= 1e-9 * np.array([width, width, height, height])) else view
+
+
 def datashaded_map(
     state: DashboardState,
     x: hv.Dimension,
@@ -92,41 +109,78 @@ def datashaded_map(
 ) -> hv.DynamicMap:
     """A rasterized map of the filtered stars: their count per pixel, or the mean of ``value``.
 
-    The points are rebuilt only when the filters change; zooming re-aggregates through datashader.
+    The full view's image of each filter state is made once for all sessions (:class:`MapRaster`); a zoom
+    re-aggregates the visible range at the same resolution.
     """
-    columns = [x.name, y.name] + ([value] if value else [])
-    vdims = [hv.Dimension(value, label=LABELS.get(value, value))] if value else []
-
-    def points(mask: np.ndarray) -> hv.Points:
-        return hv.Points(state.catalog.frame.loc[mask, columns], kdims=[x, y], vdims=vdims)
-
-    aggregator = ds.mean(value) if value else ds.count()
-    raster = rasterize(
-        hv.DynamicMap(pn.bind(points, state.param.mask)), aggregator=aggregator, width=RASTER_BINS[0],
-        height=RASTER_BINS[1],
-    )  # fmt: skip
+    raster = MapRaster.of(state.catalog, x, y, value)
+    vdim = hv.Dimension(value, label=LABELS.get(value, value)) if value else hv.Dimension("count", label="stars")
     style = {"cmap": "plasma", "clabel": LABELS.get(value, value)} if value else {"cmap": "viridis", "cnorm": "log"}
-    style["colorbar"] = True
-    return raster.opts(**{"title": title, **MAP_SIZE, **SELECT_TOOLS, **style, **opts})
+    # the options live on this element, and every image shares them through its id: a DynamicMap's .opts would
+    # re-apply them to each image, a third of the cost of a filter change
+    styled = hv.Image(np.zeros((1, 1), np.float32), kdims=[x, y], vdims=[vdim]).opts(
+        **{"title": title, **MAP_SIZE, **SELECT_TOOLS, **style, "colorbar": True, **opts}
+    )
+
+    def image(filters: tuple, x_range=None, y_range=None) -> hv.Image:
+        view = _view(x_range, y_range, raster.view)
+        if view == raster.view:  # the image is shared, never the element: HoloViews styles it for its session
+            key = ("map", x.name, y.name, value, raster.view, filters)
+            data = state.catalog.shared.get(key, lambda: raster.aggregate(state.mask))
+        else:
+            data = raster.aggregate(state.mask, view)
+        bounds = (view[0], view[2], view[1], view[3])  # an array Image's rows run from the top
+        return hv.Image(np.flipud(data), bounds=bounds, kdims=[x, y], vdims=[vdim], id=styled.id)
+
+    return hv.DynamicMap(pn.bind(image, state.param.filter_key), streams=[hv.streams.RangeXY()])
 
 
-def _outline(selection: Selection | None, x: str, y: str) -> hv.Path:
+#: Name of the annotation that outlines the selection on a map.
+OUTLINE = "zpdist-selection-outline"
+
+
+def outline_vertices(selection: Selection | None, x: str, y: str) -> tuple[list[float], list[float]]:
+    """The vertices (xs, ys) of ``selection``'s outline on the map over (``x``, ``y``); empty when the selection is
+    none, or drawn on another map."""
     if selection is None or (selection.x, selection.y) != (x, y):
-        return hv.Path([], kdims=[x, y])
+        return [], []
     if selection.polygon is not None:
-        vertices = np.asarray(selection.polygon + selection.polygon[:1])
+        vertices = np.asarray(selection.polygon, dtype=float)
     else:
         x0, y0, x1, y1 = selection.bounds
-        vertices = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)])
-    return hv.Path([vertices], kdims=[x, y])
+        vertices = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
+    return vertices[:, 0].tolist(), vertices[:, 1].tolist()
 
 
 def selectable(plot: hv.DynamicMap, state: DashboardState, x: str, y: str) -> hv.DynamicMap:
     """Make ``plot`` (axes ``x``, ``y``) set the session's selection by box or lasso, and outline it.
 
     Box and lasso drags reach the server as BoundsXY and Lasso streams (Selection1D never fires
-    on a rasterized image).
+    on a rasterized image). The outline is a Bokeh annotation on the map's figure that follows
+    ``state.selection`` (an overlaid HoloViews element would double the plots each session builds).
     """
+
+    session = weakref.ref(state)  # HoloViews keeps a plot's options (this hook among them) after its session
+
+    def outline(element_plot, element) -> None:
+        figure, state = element_plot.state, session()
+        if state is None or any(getattr(a, "name", None) == OUTLINE for a in figure.center):
+            return
+        xs, ys = outline_vertices(state.selection, x, y)
+        annotation = PolyAnnotation(xs=xs, ys=ys, fill_alpha=0.0, line_color="black", line_width=2, name=OUTLINE)
+        figure.add_layout(annotation)
+        drawn = weakref.ref(annotation)  # the figure holds it while its map is shown
+
+        def follow(event: param.parameterized.Event) -> None:
+            if (shown := drawn()) is None:
+                state.param.unwatch(watcher)
+                return
+            xs, ys = outline_vertices(event.new, x, y)
+            if shown.document is None or shown.document.session_context is None:
+                shown.update(xs=xs, ys=ys)
+            else:  # a selection arrives from a map outside the document's lock: change the page's models under it
+                shown.document.add_next_tick_callback(lambda: shown.update(xs=xs, ys=ys))
+
+        watcher = state.param.watch(follow, "selection")
 
     def on_box(bounds: tuple[float, float, float, float] | None) -> None:
         if bounds is not None:
@@ -136,7 +190,7 @@ def selectable(plot: hv.DynamicMap, state: DashboardState, x: str, y: str) -> hv
         if geometry is not None and len(geometry) > 2:
             state.selection = Selection(x, y, polygon=tuple((float(a), float(b)) for a, b in geometry))
 
+    plot = plot.opts(hooks=[outline])
     hv.streams.BoundsXY(source=plot).add_subscriber(on_box)
     hv.streams.Lasso(source=plot).add_subscriber(on_lasso)
-    outline = hv.DynamicMap(pn.bind(_outline, state.param.selection, x, y)).opts(color="black", line_width=2)
-    return plot * outline
+    return plot

@@ -10,7 +10,7 @@ import param
 
 from zpdist.precision import crossover_distance, fractional_error_profile
 from zpdist.units import pc_to_kpc
-from zpdist_dashboard.state import DashboardState, mask_key
+from zpdist_dashboard.state import DashboardState
 from zpdist_dashboard.views.base import SQUARE_FRAME, datashaded_map, dimension, extent, missing_notice, selectable
 
 #: Columns :func:`zpdist.precision.fractional_error_profile` reads.
@@ -31,13 +31,13 @@ class DistancesView(pn.viewable.Viewer):
         self._missing_profile = self.state.catalog.missing(PROFILE_COLUMNS)
         self._update_profile()
 
-    @param.depends("state.mask", watch=True)
+    @param.depends("state.filter_key", watch=True)
     def _update_profile(self) -> None:
         if self._missing_profile:
             return
-        mask = self.state.mask
         profile = self.state.catalog.shared.get(
-            ("distance_profile", mask_key(mask)), lambda: fractional_error_profile(self.state.filtered(PROFILE_COLUMNS))
+            ("distance_profile", self.state.filter_key),
+            lambda: fractional_error_profile(self.state.filtered(PROFILE_COLUMNS)),
         )
         self.profile, self.crossover_pc = profile, crossover_distance(profile)
 
