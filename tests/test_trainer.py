@@ -68,6 +68,7 @@ def _both(stars_files, offset_model="multivariate") -> tuple[InMemoryStars, Stre
 
 def _stack(batches) -> Batch:
     parts = list(batches)
+
     def joined(name: str) -> torch.Tensor | None:
         values = [getattr(p, name) for p in parts]
         return None if values[0] is None else torch.cat(values)
