@@ -72,13 +72,15 @@ def test_distances_profile_and_crossover_come_from_core_precision(state):
 
 def test_zero_point_trend_shows_model_and_data(state):
     trends = OffsetChecksView(state=state)
-    overlay = trends._trend(state.mask, "phot_g_mean_mag")
+    overlay = trends._trend(state.filter_key, "phot_g_mean_mag")
     curves = [e for e in overlay if isinstance(e, hv.Curve)]
     assert [c.label for c in curves] == ["model Δϖ", "median ϖ Gaia − ϖ NN"]
     np.testing.assert_allclose(curves[0].dimension_values(1), OFFSET_UAS)
-    # the medians of the same filtered stars are computed once for every session
-    assert OffsetChecksView(state=DashboardState(state.catalog))._medians(state.mask, "phot_g_mean_mag") is (
-        trends._medians(state.mask, "phot_g_mean_mag")
+    # the medians of the same filter state are computed once for every session
+    other = DashboardState(state.catalog)
+    assert other.filter_key == state.filter_key
+    assert OffsetChecksView(state=other)._medians(other.filter_key, "phot_g_mean_mag") is (
+        trends._medians(state.filter_key, "phot_g_mean_mag")
     )
     summary = ZeroPointView(state=state)._summary()
     assert "-51.0 ± 2.5 µas" in summary.object and "-52.3 ± 2.0" in summary.object

@@ -7,7 +7,6 @@ follow from them.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import threading
@@ -115,7 +114,7 @@ def nbytes(value: object) -> int:
 
 class SharedResults:
     """Results computed from a catalog that every session may reuse, keyed by what they depend on (a column, a
-    filter state, a mask's :func:`mask_key`). Beyond ``size`` of them, or ``max_bytes`` of arrays, the least
+    filter state's :func:`filter_key`). Beyond ``size`` of them, or ``max_bytes`` of arrays, the least
     recently used are dropped; those stored with ``keep=True`` (one per map, see
     :class:`zpdist_dashboard.raster.MapRaster`) stay while the process runs. Arrays stored are made read-only:
     sessions share them."""
@@ -158,11 +157,6 @@ class SharedResults:
             while len(self._items) > self.size or (self._bytes > self.max_bytes and len(self._items) > 1):
                 self._bytes -= self._items.popitem(last=False)[1][1]
         return value
-
-
-def mask_key(mask: np.ndarray) -> str:
-    """A short digest of a boolean mask: equal masks, equal keys (the key of results that depend on a mask)."""
-    return hashlib.blake2b(np.packbits(mask).tobytes() + len(mask).to_bytes(8, "little"), digest_size=16).hexdigest()
 
 
 def _number(value: object, default: float) -> float:

@@ -16,7 +16,7 @@ from zpdist.units import mas_to_uas
 from zpdist.zeropoint_maps.histograms import MAP_PLANES
 from zpdist_dashboard.error_budget import error_budget_markdown, plane_markdown
 from zpdist_dashboard.published import PUBLISHED_FOR, PublishedOffset
-from zpdist_dashboard.state import Catalog, DashboardState, mask_key
+from zpdist_dashboard.state import Catalog, DashboardState
 from zpdist_dashboard.text import escape
 from zpdist_dashboard.views.base import LABELS, MAP_SIZE, datashaded_map, dimension, missing_notice, selectable
 
@@ -116,12 +116,13 @@ class ZeroPointView(pn.viewable.Viewer):
 
         plane = plane_markdown(catalog.model)
 
-        def describe(mask: np.ndarray) -> str:
+        def describe(_key: object) -> str:
+            mask = self.state.mask
             median = np.nanmedian(catalog.frame.loc[mask, "zp_offset_uas"]) if mask.any() else np.nan
             kind = escape(catalog.offset_model or "unrecorded")
             return f"### Offset model: {kind}\nMedian Δϖ of the filtered stars: {median:+.1f} µas\n\n{plane}"
 
-        return pn.Column(pn.pane.Markdown(pn.bind(describe, self.state.param.mask), width=600),
+        return pn.Column(pn.pane.Markdown(pn.bind(describe, self.state.param.filter_key), width=600),
                          pn.pane.Markdown(published, width=620))  # fmt: skip
 
     def _offset_map(self, x: str, y: str) -> pn.viewable.Viewable:
@@ -132,12 +133,13 @@ class ZeroPointView(pn.viewable.Viewer):
         plot = datashaded_map(self.state, dimension(catalog, x), dimension(catalog, y), "zp_offset_uas", title)
         return pn.pane.HoloViews(selectable(plot, self.state, x, y))
 
-    def _l21_trend(self, mask: np.ndarray, x: str) -> hv.Overlay:
+    def _l21_trend(self, key: object, x: str) -> hv.Overlay:
         """Running medians (µas; bands: 16th–84th percentiles) of the network's Δϖ and of L21 against ``x``, over
-        the filtered stars (``mask``) inside L21's range; computed once for every session."""
+        the filtered stars inside L21's range; computed once per filter state (``key``) for every session."""
         catalog = self.state.catalog
         after = offset_after_l21(catalog)
-        medians = catalog.shared.get(("l21", x, mask_key(mask)), lambda: l21_medians(catalog.frame.loc[mask], x, after))
+        mask = self.state.mask
+        medians = catalog.shared.get(("l21", x, key), lambda: l21_medians(catalog.frame.loc[mask], x, after))
         xdim = hv.Dimension(x, label=LABELS[x])
         names = {"network": "network Δϖ" + (" (L21 + residual)" if after else ""), "l21": "L21 (Lindegren+ 2021)"}
         layers = []
@@ -160,7 +162,8 @@ class ZeroPointView(pn.viewable.Viewer):
                 css_classes=["zpdist-no-l21"],
             )
 
-        def describe(mask: np.ndarray) -> str:
+        def describe(_key: object) -> str:
+            mask = self.state.mask
             inside = int(np.isfinite(catalog.frame.loc[mask, L21_COLUMN].to_numpy(float)).sum())
             return (f"**Network vs Lindegren et al. (2021)**: running medians (bands: 16th–84th percentiles) of the "
                     f"{inside:,} filtered stars inside L21's range; the {int(mask.sum()) - inside:,} outside it, "
@@ -168,10 +171,10 @@ class ZeroPointView(pn.viewable.Viewer):
 
         plots = [
             missing_notice(catalog, f"Network vs L21 against {x}", [x, "zp_offset", L21_COLUMN])
-            or pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._l21_trend, self.state.param.mask, x)))
+            or pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._l21_trend, self.state.param.filter_key, x)))
             for x in TREND_COLUMNS
         ]
-        return pn.Column(pn.pane.Markdown(pn.bind(describe, self.state.param.mask)), pn.FlexBox(*plots))
+        return pn.Column(pn.pane.Markdown(pn.bind(describe, self.state.param.filter_key)), pn.FlexBox(*plots))
 
     def __panel__(self) -> pn.viewable.Viewable:
         maps = pn.FlexBox(*(self._offset_map(x, y) for x, y in MAP_PLANES))
@@ -184,10 +187,11 @@ class OffsetChecksView(pn.viewable.Viewer):
 
     state = param.ClassSelector(class_=DashboardState)
 
-    def _medians(self, mask: np.ndarray, x: str) -> dict[str, pd.DataFrame]:
+    def _medians(self, key: object, x: str) -> dict[str, pd.DataFrame]:
         """Running medians against ``x`` of the filtered stars' model Δϖ (``"model"``), of its MC error
         (``"model_error"``) and of ϖ Gaia − ϖ NN (``"data"``), those whose columns the catalog has (µas); shared by
-        the sessions whose filters pass the same stars."""
+        the sessions with the same filters (``key``)."""
+        mask = self.state.mask
 
         def compute() -> dict[str, pd.DataFrame]:
             columns = {"model": "zp_offset_uas", "model_error": "zp_offset_model_error_uas",
@@ -197,12 +201,12 @@ class OffsetChecksView(pn.viewable.Viewer):
             edges = robust_edges(frame[x], TREND_BINS)
             return {name: running_median(frame[x], frame[c], edges, TREND_MIN_COUNT) for name, c in columns.items()}
 
-        return self.state.catalog.shared.get(("trend", x, mask_key(mask)), compute)
+        return self.state.catalog.shared.get(("trend", x, key), compute)
 
-    def _trend(self, mask: np.ndarray, x: str) -> hv.Overlay:
+    def _trend(self, key: object, x: str) -> hv.Overlay:
         """Running medians (µas) of the model's Δϖ (band: its median MC error) and of ϖ Gaia − ϖ NN (band: error
-        of the median) against ``x``; ``mask`` is the filter mask, passed so the plot follows it."""
-        medians = self._medians(mask, x)
+        of the median) against ``x``; ``key`` is the filter state's key, passed so the plot follows it."""
+        medians = self._medians(key, x)
         xdim = hv.Dimension(x, label=LABELS[x])
         model = medians["model"]
         layers = [hv.Curve((model["x_mid"], model["median"]), xdim, OFFSET, label="model Δϖ")]
@@ -221,7 +225,7 @@ class OffsetChecksView(pn.viewable.Viewer):
     def _trend_plot(self, x: str) -> pn.viewable.Viewable:
         if missing := missing_notice(self.state.catalog, f"Δϖ against {x}", [x, "zp_offset_uas"]):
             return missing
-        return pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._trend, self.state.param.mask, x)))
+        return pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._trend, self.state.param.filter_key, x)))
 
     def _residuals(self) -> pn.viewable.Viewable:
         catalog = self.state.catalog
@@ -235,11 +239,11 @@ class OffsetChecksView(pn.viewable.Viewer):
             frame = catalog.frame.loc[mask, [x, y]]
             return running_median(frame[x], frame[y], robust_edges(frame[x], 20), TREND_MIN_COUNT)
 
-        def median(mask: np.ndarray) -> hv.Curve:
-            profile = catalog.shared.get(("residuals", mask_key(mask)), lambda: compute(mask))
+        def median(key: object) -> hv.Curve:
+            profile = catalog.shared.get(("residuals", key), lambda: compute(self.state.mask))
             return hv.Curve((profile["x_mid"], profile["median"]), x, y).opts(color="red", line_width=2)
 
-        median_curve = hv.DynamicMap(pn.bind(median, self.state.param.mask))
+        median_curve = hv.DynamicMap(pn.bind(median, self.state.param.filter_key))
         return pn.pane.HoloViews(selectable(density, self.state, x, y) * median_curve * hv.HLine(0).opts(color="grey"))
 
     def __panel__(self) -> pn.viewable.Viewable:
