@@ -59,11 +59,6 @@ class DistancePrior:
         """The prior for a Sun at (−R0, 0, z_sun) of ``frame``."""
         return cls((-frame.r0_kpc, 0.0, pc_to_kpc(frame.z_sun_pc)))
 
-    @classmethod
-    def default(cls) -> DistancePrior:
-        """The prior for the default Galactocentric frame."""
-        return cls.from_frame(GalactocentricFrameConfig())
-
     def log_density(self, sightline: torch.Tensor, distance_kpc: torch.Tensor) -> torch.Tensor:
         """ln ρ (kpc⁻³, normalised over the Galaxy) at ``distance_kpc`` along ``sightline``.
 

@@ -77,9 +77,7 @@ def mean_parallax_nll(
     offset: torch.Tensor,
 ) -> torch.Tensor:
     """Mean of :func:`parallax_nll` over the stars that have a parallax label."""
-    per_star = parallax_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset)
-    n_valid = has_parallax_label(parallax, parallax_error, k_corr).sum().clamp(min=1)
-    return per_star.sum() / n_valid
+    return PAPER_LIKELIHOOD.mean_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset)
 
 
 def _log_prior_weight(prior: DistancePrior, sightline: torch.Tensor, true_parallax: torch.Tensor) -> torch.Tensor:

@@ -139,6 +139,17 @@ def _selection_aware_derivatives(star: dict[str, np.ndarray], prior: DistancePri
     return total, gradient.numpy(), hessian.numpy()
 
 
+def paper_level_fit(star: dict[str, np.ndarray], fakemag: np.ndarray | None = None) -> OffsetLevelFit:
+    """:func:`fit_offset_level` of the stars in ``star`` (see :func:`fit_offset_level_selection_aware` for its
+    keys), with L = ``fakemag`` in place of ``star["fakemag"]`` when given."""
+    to_parallax = 10.0 ** (-0.2 * star["k_corr"])
+    fakemag = star["fakemag"] if fakemag is None else fakemag
+    return fit_offset_level(
+        star["offset"], fakemag * to_parallax, star["parallax"], star["parallax_error"],
+        np.sqrt(star["fakemag_pred_var"]) * to_parallax,
+    )  # fmt: skip
+
+
 def _finite_rows(star: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The stars whose every value is finite (``rows``: their positions in ``star``)."""
     rows = np.flatnonzero(np.all([np.isfinite(v).reshape(len(v), -1).all(axis=1) for v in star.values()], axis=0))
@@ -164,11 +175,7 @@ def fit_offset_level_selection_aware(star: dict[str, np.ndarray], prior: Distanc
     InputError
         As :func:`fit_offset_level`, or if Newton's steps do not converge.
     """
-    to_parallax = 10.0 ** (-0.2 * star["k_corr"])
-    start = fit_offset_level(
-        star["offset"], star["fakemag"] * to_parallax, star["parallax"], star["parallax_error"],
-        np.sqrt(star["fakemag_pred_var"]) * to_parallax,
-    )  # fmt: skip
+    start = paper_level_fit(star)
     finite = _finite_rows(star)
     params = np.array([start.shift, start.luminosity_scale])
     value, gradient, hessian = _selection_aware_derivatives(finite, prior, *params)
@@ -260,15 +267,10 @@ def network_level_spread(
     be at the optimum (level shifted, L rescaled), and ``star`` hold its values there.
     """
     draws = _network_draws(model, stars, n_draws, seed, device)
-    to_parallax = 10.0 ** (-0.2 * star["k_corr"])
-    sigma_nn = np.sqrt(star["fakemag_pred_var"]) * to_parallax
     shifts = np.empty(n_draws)
     if prior is None:
         for i, fakemag in enumerate(draws):
-            fit = fit_offset_level(
-                star["offset"], fakemag * to_parallax, star["parallax"], star["parallax_error"], sigma_nn
-            )
-            shifts[i] = fit.shift
+            shifts[i] = paper_level_fit(star, fakemag).shift
         return float(np.std(shifts))
     finite = _finite_rows(star)
     _, _, hessian = _selection_aware_derivatives(finite, prior, 0.0, 1.0)
@@ -369,11 +371,7 @@ def offset_summary(
     if used == "selection":
         fit = fit_offset_level_selection_aware(star, likelihood.prior)
     else:
-        to_parallax = 10.0 ** (-0.2 * star["k_corr"])
-        fit = fit_offset_level(
-            star["offset"], star["fakemag"] * to_parallax, star["parallax"], star["parallax_error"],
-            np.sqrt(star["fakemag_pred_var"]) * to_parallax,
-        )  # fmt: skip
+        fit = paper_level_fit(star)
     model.offset.shift_level(fit.shift)
     model.head.rescale(fit.luminosity_scale)
     passes = model.offset.shared_mask_passes(torch.cat(offset_inputs) if offset_inputs else None, n_passes, seed)

@@ -45,7 +45,7 @@ from zpdist.nn.model import ModelConfig, ZeroPointNet
 from zpdist.nn.offset_fit import offset_summary
 from zpdist.nn.offset_plane import COEFFICIENTS as PLANE_COEFFICIENTS
 from zpdist.nn.trainer import Trainer, TrainState
-from zpdist.nn.warm_start import WarmStart, parameter_groups, warm_start_log_linear
+from zpdist.nn.warm_start import FrozenStars, WarmStart, frozen_stars, parameter_groups, warm_start_log_linear
 from zpdist.selection import (
     OFFSET_INPUT_COLUMNS,
     Cut,
@@ -246,7 +246,7 @@ def _publish(staging: Path, out_dir: Path) -> None:
     _clear(staging)
 
 
-def _selection_bias(trainer: Trainer, warm: WarmStart, frame: GalactocentricFrameConfig) -> dict:
+def _selection_bias(trainer: Trainer, warm: WarmStart, frozen: FrozenStars, frame: GalactocentricFrameConfig) -> dict:
     """The expected selection bias of the paper's objective: the warm start's offset under the paper's likelihood
     minus under the selection-aware one, same frozen features (µas); empty without sightlines.
 
@@ -257,7 +257,7 @@ def _selection_bias(trainer: Trainer, warm: WarmStart, frame: GalactocentricFram
     aware_likelihood = ParallaxLikelihood(DistancePrior.from_frame(frame))
     other = PAPER_LIKELIHOOD if trainer.likelihood.prior is not None else aware_likelihood
     twin = copy.deepcopy(trainer.model)
-    other_warm = warm_start_log_linear(twin, trainer.data.train_stars(), log=lambda _: None, likelihood=other)
+    other_warm = warm_start_log_linear(twin, frozen, log=lambda _: None, likelihood=other)
     paper, aware = (other_warm, warm) if other is PAPER_LIKELIHOOD else (warm, other_warm)
     return {"selection_bias_uas": mas_to_uas(paper.offset_mas - aware.offset_mas)}
 
@@ -275,8 +275,9 @@ def _fit(
         checkpoint.restore(trainer, source)
         log(f"resuming from epoch {trainer.state.epoch} of {source}")
     elif config.warm_start and trainer.model.can_warm_start:
-        warm = warm_start_log_linear(trainer.model, trainer.data.train_stars(), log=log, likelihood=trainer.likelihood)
-        val_loss = trainer.set_warm_start(asdict(warm) | _selection_bias(trainer, warm, frame))
+        frozen = frozen_stars(trainer.model, trainer.data.train_stars())
+        warm = warm_start_log_linear(trainer.model, frozen, log=log, likelihood=trainer.likelihood)
+        val_loss = trainer.set_warm_start(asdict(warm) | _selection_bias(trainer, warm, frozen, frame))
         log(f"epoch 0 (warm start): val {val_loss:.4f}")
     started = time.perf_counter()
     state = trainer.fit()

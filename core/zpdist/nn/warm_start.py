@@ -53,8 +53,8 @@ class WarmStart:
 
 
 @dataclass
-class _Frozen:
-    """The training stars as the warm start sees them: network features frozen, float64."""
+class FrozenStars:
+    """The training stars as the warm start sees them: network features frozen, float64 (:func:`frozen_stars`)."""
 
     features: torch.Tensor
     linear_inputs: torch.Tensor
@@ -66,10 +66,16 @@ class _Frozen:
 
 
 @torch.no_grad()
-def _frozen(model: ZeroPointNet, stars: Iterable[Batch], chunk: int) -> _Frozen:
-    """Branch features (dropout off), log-linear inputs, offset features and astrometry of the stars, in float64."""
+def frozen_stars(model: ZeroPointNet, stars: Iterable[Batch], chunk: int = 2048) -> FrozenStars:
+    """Branch features (dropout off), log-linear inputs, offset features and astrometry of the stars, in float64.
+
+    The warm start changes none of what this computes, so one result serves several warm starts of the model
+    (or of copies of it).
+    """
+    was_training = model.training
+    model.eval()
     device = model.input_mean.device
-    columns: dict[str, list[torch.Tensor]] = {name: [] for name in _Frozen.__dataclass_fields__}
+    columns: dict[str, list[torch.Tensor]] = {name: [] for name in FrozenStars.__dataclass_fields__}
     for batch in stars:
         batch = batch.to(device)
         for start in range(0, len(batch), chunk):
@@ -82,12 +88,13 @@ def _frozen(model: ZeroPointNet, stars: Iterable[Batch], chunk: int) -> _Frozen:
             for name in ("parallax", "parallax_error", "k_corr", "sightline"):
                 if getattr(batch, name) is not None:
                     columns[name].append(getattr(batch, name)[rows])
-    return _Frozen(**{name: torch.cat(values).double() if values else None for name, values in columns.items()})
+    model.train(was_training)
+    return FrozenStars(**{name: torch.cat(values).double() if values else None for name, values in columns.items()})
 
 
 def warm_start_log_linear(
     model: ZeroPointNet,
-    stars: Iterable[Batch],
+    stars: Iterable[Batch] | FrozenStars,
     max_iterations: int = 2000,
     chunk: int = 2048,
     log: Callable[[str], None] = print,
@@ -99,8 +106,9 @@ def warm_start_log_linear(
     ----------
     model : ZeroPointNet
         With a log-linear luminosity head, standardisation statistics (and projection) already set.
-    stars : iterable of Batch
-        The training stars (a list of one Batch when they are in memory), read once.
+    stars : iterable of Batch, or FrozenStars
+        The training stars (a list of one Batch when they are in memory), read once; or their
+        :func:`frozen_stars` already computed.
     max_iterations : int
         L-BFGS function evaluations at most.
     chunk : int
@@ -123,7 +131,7 @@ def warm_start_log_linear(
         raise ValueError("the warm start needs a log-linear luminosity head")
     was_training = model.training
     model.eval()
-    frozen = _frozen(model, stars, chunk)
+    frozen = stars if isinstance(stars, FrozenStars) else frozen_stars(model, stars, chunk)
     head, offset = model.head, model.offset
     params = {name: p.detach().double() for name, p in head.named_parameters()} | {"scale": head.scale.double()}
     fitted = {name: params[name].clone().requires_grad_(True) for name in FITTED}
