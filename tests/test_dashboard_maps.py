@@ -3,6 +3,7 @@ datashader."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import datashader as ds
@@ -92,6 +93,16 @@ def _datashader(frame: pd.DataFrame, value: str | None, view: tuple[float, float
     return np.where(agg == 0, np.nan, agg) if value is None else agg
 
 
+def _assert_same_image(image: np.ndarray, expected: np.ndarray, values: pd.Series | None) -> None:
+    """Counts (``values`` None) equal; means within the rounding of the values to single precision (2⁻²⁴ of the
+    largest |value|, which a mean near zero shows) and of the mean itself."""
+    if values is None:
+        np.testing.assert_array_equal(image, expected)
+    else:
+        atol = 2.0**-24 * np.nanmax(np.abs(values))
+        np.testing.assert_allclose(image, expected, rtol=2.0**-23, atol=atol, equal_nan=True)
+
+
 @pytest.mark.parametrize("value", ["v", None])
 def test_map_images_are_datashaders_counts_and_means(value):
     catalog = _points()
@@ -103,7 +114,7 @@ def test_map_images_are_datashaders_counts_and_means(value):
         image = raster.aggregate(mask, view)
         expected = _datashader(catalog.frame[mask], value, view or raster.view)
         assert image.shape == (RASTER_BINS[1], RASTER_BINS[0]) and image.dtype == np.float32
-        np.testing.assert_allclose(image, expected, rtol=1e-6, equal_nan=True)
+        _assert_same_image(image, expected, value and catalog.frame[value])
     if value is None:  # every point inside the view, edges included, counted once
         a, b = catalog.frame["a"], catalog.frame["b"]
         assert np.nansum(raster.aggregate(np.ones(len(a), bool))) == (a.between(-2, 2) & b.between(-2, 2)).sum()
@@ -136,13 +147,88 @@ def test_a_map_is_aggregated_once_per_filter_state_for_all_sessions(monkeypatch)
     for state in sessions:  # the second session's filter change finds the first one's mask and image
         state.set_range("teff", (4000.0, 4500.0))
     assert len(calls) == 1 and sessions[0].mask is sessions[1].mask and not sessions[0].mask.flags.writeable
+    values = catalog.frame["zp_offset_uas"]
     for plot in plots:
-        shown = plot.current_frame.dimension_values(2, flat=False)
-        np.testing.assert_allclose(shown, datashader(sessions[0].mask), rtol=1e-6, equal_nan=True)
+        _assert_same_image(plot.handles["source"].data["image"][0], datashader(sessions[0].mask), values)
     sessions[1].set_range("teff", (4000.0, 4600.0))  # other filters: aggregated anew
     assert len(calls) == 2 and sessions[0].mask is not sessions[1].mask
-    shown = plots[1].current_frame.dimension_values(2, flat=False)
-    np.testing.assert_allclose(shown, datashader(sessions[1].mask), rtol=1e-6, equal_nan=True)
+    _assert_same_image(plots[1].handles["source"].data["image"][0], datashader(sessions[1].mask), values)
+
+
+def _dense(n: int = 200_000, seed: int = 8) -> Catalog:
+    """Points over (a, b) about six to a pixel of the view (-2, 2)², a value v far from zero (1000 + N(0, 1)) and a
+    filter column t."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"a": rng.uniform(-2, 2, n), "b": rng.uniform(-2, 2, n), "v": 1000 + rng.normal(size=n),
+                          "t": rng.uniform(0, 1, n)})  # fmt: skip
+    return Catalog(frame, {}, Path("dense.parquet"), tuple(frame.columns))
+
+
+@pytest.mark.parametrize("value", ["v", None])
+def test_a_filter_change_shows_datashaders_aggregate_of_the_filtered_stars(value):
+    catalog = _dense()
+    state = DashboardState(catalog)
+    x, y = hv.Dimension("a", range=(-2.0, 2.0)), hv.Dimension("b", range=(-2.0, 2.0))
+    plot = hv.renderer("bokeh").get_plot(selectable(datashaded_map(state, x, y, value, "map"), state, "a", "b"))
+    for window in ((0.1, 0.7), (0.2, 0.9)):
+        state.set_range("t", window)
+        filtered = catalog.frame[catalog.frame["t"].between(*window)]
+        expected = _datashader(filtered, value, (-2.0, 2.0, -2.0, 2.0))
+        assert np.nanmin(expected) >= (1 if value is None else 990) and np.isnan(expected).mean() < 0.05
+        _assert_same_image(plot.handles["source"].data["image"][0], expected, value and filtered[value])
+
+
+def _shown(plot) -> tuple[dict, tuple[float, float]]:
+    """What ``plot``'s Bokeh models show: its data source's columns, and its colour range."""
+    data = {k: np.asarray(v[0]) for k, v in plot.handles["source"].data.items()}
+    return data, (plot.handles["color_mapper"].low, plot.handles["color_mapper"].high)
+
+
+@pytest.mark.parametrize(
+    ("value", "opts"), [("zp_offset_uas", {}), (None, {}), ("zp_offset_uas", {"clim": (-60, -40)})]
+)
+def test_a_filter_change_shows_what_holoviews_would_draw_without_holoviews(value, opts):
+    catalog = load_catalog_from_rows(synthetic_catalog(3000)[0].assign(zp_offset=lambda f: f["teff"] * -1e-5))
+    state = DashboardState(catalog)
+    x, y = dimension(catalog, "phot_g_mean_mag"), dimension(catalog, "bp_rp")
+
+    def draw(view: tuple | None) -> tuple:
+        """A map drawn by HoloViews, then zoomed to ``view`` (x range, y range) by HoloViews."""
+        dmap = datashaded_map(state, x, y, value, "map", **opts)
+        plot = hv.renderer("bokeh").get_plot(dmap)
+        if view is not None:
+            (zoom,) = dmap.streams
+            zoom.event(x_range=view[0], y_range=view[1])
+        return plot
+
+    plot = draw(None)
+    for view in (None, ((10.0, 14.0), (1.0, 2.0))):
+        if view is not None:
+            plot.hmap.streams[0].event(x_range=view[0], y_range=view[1])
+        drawn = plot.current_frame
+        state.set_range("teff", (4200.0, 4700.0 + 100 * (view is not None)))
+        assert plot.current_frame is drawn  # HoloViews did not redraw the plot
+        (data, colors), (expected, expected_colors) = _shown(plot), _shown(draw(view))  # drawn anew by HoloViews
+        assert data.keys() == expected.keys() and np.isfinite(data["image"]).sum() > 50
+        for key in data:
+            np.testing.assert_array_equal(data[key], expected[key])
+        assert colors == pytest.approx(expected_colors, rel=1e-6)
+        assert colors == opts.get("clim", (np.nanmin(data["image"]), np.nanmax(data["image"])))
+
+
+def test_a_map_gone_stops_following_the_filters():
+    state = DashboardState(load_catalog_from_rows(synthetic_catalog(500)[0]))
+    x, y = dimension(state.catalog, "phot_g_mean_mag"), dimension(state.catalog, "bp_rp")
+    watchers = lambda: len(state.param.watchers.get("filter_key", {}).get("value", []))  # noqa: E731
+    before = watchers()
+    dmap = datashaded_map(state, x, y, None, "stars")
+    plot = hv.renderer("bokeh").get_plot(dmap)
+    assert watchers() == before + 1
+    plot.cleanup()
+    del dmap, plot
+    gc.collect()
+    state.set_range("teff", (4200.0, 4700.0))
+    assert watchers() == before
 
 
 def test_box_and_lasso_on_a_map_select_stars_and_outline_them():
@@ -154,6 +240,11 @@ def test_box_and_lasso_on_a_map_select_stars_and_outline_them():
     assert plot.state.title.text == "stars" and "colorbar" in plot.handles  # the map's options reach its images
     (outline,) = [a for a in plot.state.center if a.name == OUTLINE]
     streams = {type(s).__name__: s for s in hv.streams.Stream.registry[dmap]}
+    state.set_range("teff", (4200.0, 4700.0))  # the map follows a filter change with the outline's hook kept
+    counts = plot.handles["source"].data["image"][0]
+    assert np.nansum(counts) == np.sum(state.mask & catalog.frame[x.name].between(*x.range) & catalog.frame[
+        y.name].between(*y.range))  # fmt: skip
+    state.set_range("teff", None)
     assert (outline.xs, outline.ys) == ([], [])
     streams["BoundsXY"].event(bounds=(10.0, 1.0, 14.0, 2.0))
     assert state.selection == Selection(x.name, y.name, bounds=(10.0, 1.0, 14.0, 2.0))
