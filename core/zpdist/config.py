@@ -109,6 +109,10 @@ class TrainConfig:
         from a Galactic density model at the star's apparent magnitude (:mod:`zpdist.nn.loss`); under a
         magnitude limit the paper's objective biases Δϖ wherever the inputs leave luminosity scatter.
         Needs GLON/GLAT (or RA/DEC) per star.
+    outlier_fraction : float
+        Either likelihood is mixed with a broad component (20× each star's total uncertainty) holding this
+        fraction of the parallaxes (:func:`zpdist.nn.loss.with_outliers`): a few spurious Gaia parallaxes then
+        cannot pull the offset. 0: the likelihood alone, as in the paper.
     network_draws : int
         Draws of the luminosity network (one dropout mask shared by every star) over which the offset's
         level is re-solved; their spread is the level's network error (0: not computed).
@@ -142,6 +146,7 @@ class TrainConfig:
     max_memory_gb: float = 8.0
     parallax_correction: Literal["none", "l21"] = "none"
     likelihood: Literal["selection", "paper"] = "paper"
+    outlier_fraction: float = 0.0
     network_draws: int = 30
 
     def __post_init__(self) -> None:
@@ -155,6 +160,7 @@ class TrainConfig:
             raise ConfigError(f"likelihood = {self.likelihood!r}: choose selection or paper")
         for key in ("dropout", "warm_lr_factor"):
             _require_range(key, getattr(self, key), 0.0, 1.0)
+        _require_range("outlier_fraction", self.outlier_fraction, 0.0, 0.5)
         for key in ("lr_patience", "early_stopping_patience", "n_quadratic", "l2", "network_draws"):
             _require_range(key, getattr(self, key), 0.0, math.inf)
 

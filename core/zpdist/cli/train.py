@@ -67,6 +67,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"{d.likelihood}",
     )  # fmt: skip
     p.add_argument(
+        "--outlier-fraction", type=float, metavar="F",
+        help="mix the likelihood with a broad component (20x each star's total parallax uncertainty) holding this "
+        "fraction of the parallaxes, so that spurious parallaxes cannot pull the offset "
+        f"(default {d.outlier_fraction:g})",
+    )  # fmt: skip
+    p.add_argument(
         "--max-memory-gb", type=positive_float, metavar="GB",
         help=f"spectra mode: hold the selected spectra in memory up to this size, else stream them from the HDF5 "
         f"file (default {d.max_memory_gb:g} GB)",
@@ -85,6 +91,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 TRAIN_KEYS = (
     "mode", "offset_model", "luminosity_head", "n_quadratic", "warm_start", "epochs", "batch_size", "learning_rate",
     "early_stopping_patience", "device", "seed", "max_memory_gb", "parallax_correction", "likelihood",
+    "outlier_fraction",
 )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """The training objective: the heteroscedastic loss of Leung & Bovy (2019) in parallax space (docs/method.md §4),
-and its selection-aware form, which marginalises each star's luminosity scatter with a distance prior (§12)."""
+its selection-aware form, which marginalises each star's luminosity scatter with a distance prior (§12), and
+either one mixed with a broad component for astrometric outliers (§12)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from zpdist.nn.distance_prior import DistancePrior
 #: prior's normalisation (around the prior); their spans in standard deviations.
 POSTERIOR_NODES, POSTERIOR_SPAN = 48, 8.0
 PRIOR_NODES, PRIOR_SPAN = 96, 7.0
+#: Width of the outlier component, in units of each star's total parallax uncertainty √(σ_pred² + σ_ϖ²).
+OUTLIER_WIDTH = 20.0
 #: ln weight given to a non-positive true parallax (no distance): finite, so that gradients stay finite.
 _NO_DISTANCE = -1.0e4
 
@@ -152,23 +155,78 @@ def selection_aware_nll(
     return torch.where(valid, aware, paper)
 
 
+def with_outliers(
+    core: torch.Tensor,
+    parallax: torch.Tensor,
+    parallax_error: torch.Tensor,
+    fakemag: torch.Tensor,
+    log_var: torch.Tensor,
+    k_corr: torch.Tensor,
+    offset: torch.Tensor,
+    fraction: float,
+    width: float = OUTLIER_WIDTH,
+) -> torch.Tensor:
+    """ℓ of the mixture (1 − f)·p_core + f·p_broad: a fraction ``fraction`` of the parallaxes are outliers.
+
+    The broad component is the paper's Gaussian with its variance σ_pred² + σ_ϖ² scaled by ``width``²: a star
+    many σ from its prediction then costs a bounded ℓ and pulls the offset by a factor ≈ ``width``² less than
+    under the Gaussian alone (Hogg, Bovy & Lang 2010, arXiv:1008.4686, §3: a mixture for bad data points).
+
+    Parameters
+    ----------
+    core : Tensor
+        ℓ per star of the good component (:func:`parallax_nll` or :func:`selection_aware_nll`); 0 where the
+        star has no valid parallax (it stays 0).
+    parallax, parallax_error, fakemag, log_var, k_corr, offset : Tensor
+        As for :func:`parallax_nll`.
+    fraction : float
+        Prior probability f that a star's parallax is an outlier, 0 < f < 1.
+    width : float
+        The broad component's width in units of the star's total uncertainty.
+    """
+    log_width = math.log(width)
+    broad = parallax_nll(parallax, parallax_error * width, fakemag, log_var + 2.0 * log_width, k_corr, offset)
+    good, bad = math.log1p(-fraction) - core, math.log(fraction) - broad
+    valid = has_parallax_label(parallax, parallax_error, k_corr)
+    return torch.where(valid, -torch.logaddexp(good, bad), torch.zeros_like(core))
+
+
 @dataclass(frozen=True)
 class ParallaxLikelihood:
-    """The training objective over a batch: the paper's (``prior`` None) or the selection-aware one.
+    """The training objective over a batch: the paper's (``prior`` None) or the selection-aware one, each
+    optionally mixed with a broad outlier component.
 
     Attributes
     ----------
     prior : DistancePrior, optional
         The distance prior of :func:`selection_aware_nll`; batches then carry sightlines.
+    outlier_fraction : float
+        The fraction f of :func:`with_outliers`; 0: no outlier component.
     """
 
     prior: DistancePrior | None = None
+    outlier_fraction: float = 0.0
+
+    @property
+    def is_gaussian(self) -> bool:
+        """True for the paper's Gaussian alone: the offset's level then has a least-squares solution."""
+        return self.prior is None and self.outlier_fraction == 0.0
+
+    @property
+    def name(self) -> str:
+        """"paper" or "selection" (the good component), as recorded in summaries."""
+        return "paper" if self.prior is None else "selection"
 
     def nll(self, parallax, parallax_error, fakemag, log_var, k_corr, offset, sightline=None) -> torch.Tensor:
         """ℓ per star (arguments as for :func:`selection_aware_nll`; without sightlines, the paper's ℓ)."""
+        astrometry = (parallax, parallax_error, fakemag, log_var, k_corr, offset)
         if self.prior is None or sightline is None:
-            return parallax_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset)
-        return selection_aware_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset, sightline, self.prior)
+            core = parallax_nll(*astrometry)
+        else:
+            core = selection_aware_nll(*astrometry, sightline, self.prior)
+        if self.outlier_fraction == 0.0:
+            return core
+        return with_outliers(core, *astrometry, self.outlier_fraction)
 
     def mean_nll(self, parallax, parallax_error, fakemag, log_var, k_corr, offset, sightline=None) -> torch.Tensor:
         """Mean of :meth:`nll` over the stars that have a parallax label."""

@@ -3,7 +3,8 @@
 Stochastic gradient steps leave a weakly constrained direction such as the zero-point jittering by a
 few µas from batch to batch, and a plateau schedule can freeze it wherever it happens to be. With the
 network frozen, the offset's level and a global luminosity scale enter the likelihood linearly, so
-their optimum follows exactly from weighted least squares (:func:`fit_offset_level`).
+their optimum follows exactly from weighted least squares (:func:`fit_offset_level`) under the paper's
+Gaussian, and by Newton's method under the other likelihoods (:func:`fit_offset_level_newton`).
 :func:`offset_summary` writes them back into the model through its components and reports the
 global offset: the fit's error is the statistical error, and the spread over shared-mask Monte-Carlo
 passes of the offset model is the model (dropout) error.
@@ -12,6 +13,7 @@ passes of the offset model is the model (dropout) error.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,9 +23,8 @@ import torch
 from zpdist.errors import InputError
 from zpdist.nn.batch import Batch
 from zpdist.nn.device import default_mc_rows
-from zpdist.nn.distance_prior import DistancePrior
 from zpdist.nn.infer import mc_predict
-from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood, selection_aware_nll
+from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood
 from zpdist.nn.model import ZeroPointNet
 from zpdist.nn.offset_plane import offset_plane
 from zpdist.units import mas_to_uas
@@ -117,8 +118,8 @@ _PLANE_PASSES = 200
 _NEWTON_STEPS, _NEWTON_TOLERANCE, _CHUNK = 30, 1e-4, 16384
 
 
-def _selection_aware_derivatives(star: dict[str, np.ndarray], prior: DistancePrior, shift: float, scale: float):
-    """Sum over the stars of the selection-aware ℓ, its gradient and Hessian in (δ, a) (float64, chunked)."""
+def _level_derivatives(star: dict[str, np.ndarray], likelihood: ParallaxLikelihood, shift: float, scale: float):
+    """Sum over the stars of ``likelihood``'s ℓ, its gradient and Hessian in (δ, a) (float64, chunked)."""
     params = torch.tensor([shift, scale], dtype=torch.float64)
     total, gradient, hessian = 0.0, torch.zeros(2, dtype=torch.float64), torch.zeros(2, 2, dtype=torch.float64)
     for start in range(0, len(star["parallax"]), _CHUNK):
@@ -127,10 +128,10 @@ def _selection_aware_derivatives(star: dict[str, np.ndarray], prior: DistancePri
         }
 
         def loss(p: torch.Tensor, part: dict = part) -> torch.Tensor:
-            return selection_aware_nll(
+            return likelihood.nll(
                 part["parallax"], part["parallax_error"], p[1] * part["fakemag"],
                 torch.log(part["fakemag_pred_var"]) + 2.0 * torch.log(p[1]), part["k_corr"],
-                part["offset"] + p[0], part["sightline"], prior,
+                part["offset"] + p[0], part.get("sightline"),
             ).sum()  # fmt: skip
 
         total += float(loss(params))
@@ -140,7 +141,7 @@ def _selection_aware_derivatives(star: dict[str, np.ndarray], prior: DistancePri
 
 
 def paper_level_fit(star: dict[str, np.ndarray], fakemag: np.ndarray | None = None) -> OffsetLevelFit:
-    """:func:`fit_offset_level` of the stars in ``star`` (see :func:`fit_offset_level_selection_aware` for its
+    """:func:`fit_offset_level` of the stars in ``star`` (see :func:`fit_offset_level_newton` for its
     keys), with L = ``fakemag`` in place of ``star["fakemag"]`` when given."""
     to_parallax = 10.0 ** (-0.2 * star["k_corr"])
     fakemag = star["fakemag"] if fakemag is None else fakemag
@@ -156,19 +157,20 @@ def _finite_rows(star: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: value[rows] for key, value in star.items()} | {"rows": rows}
 
 
-def fit_offset_level_selection_aware(star: dict[str, np.ndarray], prior: DistancePrior) -> OffsetLevelFit:
-    """Maximum of the selection-aware likelihood in the offset's level δ and a global scale a of L, network frozen.
+def fit_offset_level_newton(star: dict[str, np.ndarray], likelihood: ParallaxLikelihood) -> OffsetLevelFit:
+    """Maximum of ``likelihood`` in the offset's level δ and a global scale a of L, network frozen.
 
-    Newton steps on the summed ℓ of :func:`zpdist.nn.loss.selection_aware_nll` (L and σ_L both scaled
-    by a), started from the paper likelihood's least-squares solution; the inverse Hessian at the optimum
-    is the statistical covariance of (δ, a), the zero-point–luminosity degeneracy included.
+    Newton steps on the summed ℓ of ``likelihood`` (L and σ_L both scaled by a): the selection-aware one, or
+    any with an outlier component. They start from the paper likelihood's least-squares solution; the inverse
+    Hessian at the optimum is the statistical covariance of (δ, a), the zero-point–luminosity degeneracy included.
 
     Parameters
     ----------
     star : dict of ndarray
         Per star: ``fakemag`` and ``fakemag_pred_var`` (the network's Monte-Carlo L and its variance),
-        ``offset`` (mas), ``k_corr`` (mag), ``parallax`` and ``parallax_error`` (mas), ``sightline`` (N, 3).
-    prior : DistancePrior
+        ``offset`` (mas), ``k_corr`` (mag), ``parallax`` and ``parallax_error`` (mas), and for the
+        selection-aware likelihood ``sightline`` (N, 3).
+    likelihood : ParallaxLikelihood
 
     Raises
     ------
@@ -178,11 +180,11 @@ def fit_offset_level_selection_aware(star: dict[str, np.ndarray], prior: Distanc
     start = paper_level_fit(star)
     finite = _finite_rows(star)
     params = np.array([start.shift, start.luminosity_scale])
-    value, gradient, hessian = _selection_aware_derivatives(finite, prior, *params)
+    value, gradient, hessian = _level_derivatives(finite, likelihood, *params)
     for _ in range(_NEWTON_STEPS):
         step = np.linalg.solve(hessian, gradient)
         for _halving in range(20):  # a Newton step that raises ℓ is halved
-            trial = _selection_aware_derivatives(finite, prior, *(params - step))
+            trial = _level_derivatives(finite, likelihood, *(params - step))
             if trial[0] <= value + 1e-9 * abs(value):
                 break
             step = step / 2
@@ -191,7 +193,7 @@ def fit_offset_level_selection_aware(star: dict[str, np.ndarray], prior: Distanc
             break
     else:
         raise InputError(
-            f"the selection-aware fit of the offset's level did not converge in {_NEWTON_STEPS} Newton steps "
+            f"the fit of the offset's level did not converge in {_NEWTON_STEPS} Newton steps "
             f"(last step {step[0]:.3g} mas, scale {step[1]:.3g}); train with --likelihood paper to compare"
         )
     return OffsetLevelFit(float(params[0]), float(params[1]), np.linalg.inv(hessian))
@@ -254,7 +256,7 @@ def network_level_spread(
     model: ZeroPointNet,
     stars: Iterable[Batch],
     star: dict[str, np.ndarray],
-    prior: DistancePrior | None,
+    likelihood: ParallaxLikelihood,
     n_draws: int,
     seed: int,
     device: torch.device,
@@ -262,21 +264,21 @@ def network_level_spread(
     """Standard deviation (mas) of the offset's level over draws of the luminosity network: its network error.
 
     For each shared-mask draw (:func:`shared_dropout_masks`) the level and L's scale are re-solved with
-    that draw's L for every star, everything else as fitted: exactly for the paper's likelihood, by one
-    Newton step from the fitted optimum (its Hessian) for the selection-aware one. The model must already
+    that draw's L for every star, everything else as fitted: exactly for the paper's Gaussian, by one
+    Newton step from the fitted optimum (its Hessian) for the other likelihoods. The model must already
     be at the optimum (level shifted, L rescaled), and ``star`` hold its values there.
     """
     draws = _network_draws(model, stars, n_draws, seed, device)
     shifts = np.empty(n_draws)
-    if prior is None:
+    if likelihood.is_gaussian:
         for i, fakemag in enumerate(draws):
             shifts[i] = paper_level_fit(star, fakemag).shift
         return float(np.std(shifts))
     finite = _finite_rows(star)
-    _, _, hessian = _selection_aware_derivatives(finite, prior, 0.0, 1.0)
+    _, _, hessian = _level_derivatives(finite, likelihood, 0.0, 1.0)
     inverse = np.linalg.inv(hessian)
     for i, fakemag in enumerate(draws):
-        _, gradient, _ = _selection_aware_derivatives(finite | {"fakemag": fakemag[finite["rows"]]}, prior, 0.0, 1.0)
+        _, gradient, _ = _level_derivatives(finite | {"fakemag": fakemag[finite["rows"]]}, likelihood, 0.0, 1.0)
         shifts[i] = -(inverse @ gradient)[0]
     return float(np.std(shifts))
 
@@ -323,8 +325,7 @@ def offset_summary(
     """Bring the offset's level and L's scale to the likelihood's optimum; report the global offset with its errors.
 
     The level is fitted under the likelihood the model was trained with: by weighted least squares for the
-    paper's (:func:`fit_offset_level`), by Newton's method for the selection-aware one
-    (:func:`fit_offset_level_selection_aware`).
+    paper's Gaussian (:func:`fit_offset_level`), by Newton's method for the others (:func:`fit_offset_level_newton`).
 
     Parameters
     ----------
@@ -367,11 +368,9 @@ def offset_summary(
     star = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     if astrometry is not None:
         star.update(zip(("k_corr", "parallax", "parallax_error"), astrometry, strict=True))
-    used = "paper" if likelihood.prior is None or "sightline" not in star else "selection"
-    if used == "selection":
-        fit = fit_offset_level_selection_aware(star, likelihood.prior)
-    else:
-        fit = paper_level_fit(star)
+    if "sightline" not in star:
+        likelihood = dataclasses.replace(likelihood, prior=None)
+    fit = paper_level_fit(star) if likelihood.is_gaussian else fit_offset_level_newton(star, likelihood)
     model.offset.shift_level(fit.shift)
     model.head.rescale(fit.luminosity_scale)
     passes = model.offset.shared_mask_passes(torch.cat(offset_inputs) if offset_inputs else None, n_passes, seed)
@@ -381,8 +380,7 @@ def offset_summary(
     if network_draws > 0:
         star["offset"] = star["offset"] + fit.shift
         star["fakemag_pred_var"] = star["fakemag_pred_var"] * fit.luminosity_scale**2
-        prior = likelihood.prior if used == "selection" else None
-        network = network_level_spread(model, stars(), star, prior, network_draws, seed, device)
+        network = network_level_spread(model, stars(), star, likelihood, network_draws, seed, device)
     plane = {}
     if model.offset.needs_inputs and offset_inputs:
         level_error = float(np.hypot(stat, network))
@@ -397,5 +395,6 @@ def offset_summary(
         "luminosity_scale_polish": fit.luminosity_scale,
         "offset_mc_passes": n_passes,
         "network_draws": network_draws,
-        "likelihood": used,
+        "likelihood": likelihood.name,
+        "outlier_fraction": likelihood.outlier_fraction,
     }

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ from zpdist.nn.datamodule import StarData, star_data
 from zpdist.nn.device import resolve_device
 from zpdist.nn.distance_prior import DistancePrior
 from zpdist.nn.infer import MODEL_FILE, save_model
-from zpdist.nn.loss import PAPER_LIKELIHOOD, ParallaxLikelihood
+from zpdist.nn.loss import ParallaxLikelihood
 from zpdist.nn.model import ModelConfig, ZeroPointNet
 from zpdist.nn.offset_fit import offset_summary
 from zpdist.nn.offset_plane import COEFFICIENTS as PLANE_COEFFICIENTS
@@ -254,11 +254,12 @@ def _selection_bias(trainer: Trainer, warm: WarmStart, frozen: FrozenStars, fram
     """
     if not trainer.data.has_sightlines:
         return {}
-    aware_likelihood = ParallaxLikelihood(DistancePrior.from_frame(frame))
-    other = PAPER_LIKELIHOOD if trainer.likelihood.prior is not None else aware_likelihood
-    twin = copy.deepcopy(trainer.model)
-    other_warm = warm_start_log_linear(twin, frozen, log=lambda _: None, likelihood=other)
-    paper, aware = (other_warm, warm) if other is PAPER_LIKELIHOOD else (warm, other_warm)
+    trained_aware = trainer.likelihood.prior is not None
+    prior = None if trained_aware else DistancePrior.from_frame(frame)
+    other_warm = warm_start_log_linear(
+        copy.deepcopy(trainer.model), frozen, log=lambda _: None, likelihood=replace(trainer.likelihood, prior=prior)
+    )
+    paper, aware = (other_warm, warm) if trained_aware else (warm, other_warm)
     return {"selection_bias_uas": mas_to_uas(paper.offset_mas - aware.offset_mas)}
 
 
@@ -411,7 +412,8 @@ def _sky_floor(gaia_release: str | None, sightline: np.ndarray | None) -> dict:
 
 def training_likelihood(config: TrainConfig, frame: GalactocentricFrameConfig) -> ParallaxLikelihood:
     """The objective ``config`` asks for, the distance prior's Sun placed by ``frame``."""
-    return ParallaxLikelihood(DistancePrior.from_frame(frame) if config.likelihood == "selection" else None)
+    prior = DistancePrior.from_frame(frame) if config.likelihood == "selection" else None
+    return ParallaxLikelihood(prior, config.outlier_fraction)
 
 
 def _warn_selection_bias(summary: dict, log: Callable[[str], None]) -> None:
