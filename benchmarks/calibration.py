@@ -13,7 +13,9 @@ and width per likelihood with their standard errors, and PNG plots of the pulls 
 Usage::
 
     python benchmarks/calibration.py --realisations 20 --n-stars 34000 --mode labels \\
-        --likelihood selection paper [--workdir DIR] [--keep]
+        --likelihood selection paper [--workdir DIR] [--keep] [--jobs 2] [--train-args "--outlier-fraction 0"]
+
+``--jobs N`` runs N realisations at once, each with its share of the cores (``OMP_NUM_THREADS``).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +45,10 @@ REALISM_PARTS = (
 ZPDIST = [str(Path(sys.executable).with_name("zpdist"))]
 
 
-def _run(args: list[str], log: Path) -> None:
+def _run(args: list[str], log: Path, threads: int | None = None) -> None:
+    env = os.environ | ({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {})
     with open(log, "a") as out:
-        subprocess.run([*ZPDIST, *args], check=True, stdout=out, stderr=subprocess.STDOUT)
+        subprocess.run([*ZPDIST, *args], check=True, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def _truth(mock: Path, run: Path) -> tuple[float, int]:
@@ -73,21 +78,22 @@ def _distance_pulls(mock: Path, catalog: Path) -> pd.DataFrame:
 
 def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path) -> list[dict]:
     """Mock, train under each likelihood, (labels) predict: one row per likelihood."""
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     rng = np.random.default_rng(1000 + index)
     offset = float(rng.uniform(-60.0, -30.0))
     mock, log = work / f"mock{index}", work / f"log{index}.txt"
     mock_args = ["mock", "--out", str(mock), "--n-stars", str(args.n_stars), "--seed", str(100 + index)]
     mock_args += ["--offset-uas", f"{offset:.3f}", "--realism", str(realism)]
-    _run(mock_args + (["--no-spectra"] if args.mode == "labels" else []), log)
+    _run(mock_args + (["--no-spectra"] if args.mode == "labels" else []), log, threads)
     rows = []
     for likelihood in args.likelihood:
         run = work / f"run{index}_{likelihood}"
         train = ["train", "--table", str(mock / "allstar.fits"), "--mode", args.mode, "--out", str(run)]
-        train += ["--likelihood", likelihood, "--seed", str(index), "--quiet"]
+        train += ["--likelihood", likelihood, "--seed", str(index), "--quiet", *shlex.split(args.train_args)]
         if args.mode == "spectra":
             train += ["--spectra", str(mock / "spectra.h5")]
         started = time.perf_counter()
-        _run(train, log)
+        _run(train, log, threads)
         seconds = time.perf_counter() - started
         summary = json.loads((run / "summary.json").read_text())
         truth, n_train = _truth(mock, run)
@@ -103,6 +109,7 @@ def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path)
             _run(
                 ["predict", "--run", str(run), "--table", str(mock / "allstar.fits"), "--out", str(catalog), "--quiet"],
                 log,
+                threads,
             )
             _distance_pulls(mock, catalog).assign(likelihood=likelihood, realisation=index).to_parquet(
                 work / f"dist{index}_{likelihood}.parquet"
@@ -193,16 +200,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", type=Path, help="where mocks and runs go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the mocks")
     parser.add_argument("--tag", default="", help="suffix of the result files")
+    parser.add_argument("--jobs", type=int, default=1, help="realisations run at once (default 1)")
+    parser.add_argument("--train-args", default="", help="extra `zpdist train` options, one quoted string")
     args = parser.parse_args(argv)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="zpdist-calibration-"))
     work.mkdir(parents=True, exist_ok=True)
     realism = work / "realism.toml"
     realism.write_text("".join(f"[{part}]\n" for part in REALISM_PARTS))
     rows = []
-    for index in range(args.first, args.first + args.realisations):
-        rows += realisation(index, args, work, realism)
-        pd.DataFrame(rows).to_csv(work / "rows.csv", index=False)
-    frame = pd.DataFrame(rows)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        indices = range(args.first, args.first + args.realisations)
+        for done in pool.map(lambda index: realisation(index, args, work, realism), indices):
+            rows += done
+            pd.DataFrame(rows).to_csv(work / "rows.csv", index=False)
+    frame = pd.DataFrame(rows).sort_values(["realisation", "likelihood"], ignore_index=True)
     distances = None
     parts = sorted(work.glob("dist*.parquet"))
     if parts:
