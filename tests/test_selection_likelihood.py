@@ -105,3 +105,23 @@ def test_selection_aware_fit_recovers_the_offset_where_the_papers_is_biased(seed
     assert (paper.shift - TRUE_OFFSET_MAS) / paper.shift_error > 3.0  # the paper's likelihood: biased up
     assert abs(aware.shift - TRUE_OFFSET_MAS) < 3.0 * aware.shift_error
     assert aware.shift_error < 2 * paper.shift_error and math.isfinite(aware.luminosity_scale)
+
+
+def test_narrow_lognormal_scatter_gives_the_gaussians_likelihood():
+    star = _stars()
+    star["log_var"] = torch.log((0.01 * star["fakemag"]) ** 2)  # 1 % scatter: lognormal ≈ Gaussian
+    line = torch.as_tensor(sightlines(np.array([30.0, 120.0, 200.0, 300.0]), np.array([2.0, -5.0, 40.0, 10.0])))
+    lognormal = selection_aware_nll(*star.values(), line, FlatPrior(SUN), lognormal=True)
+    near = [0, 1, 3]  # the third star is 65σ out, where the two tails legitimately differ
+    assert torch.allclose(lognormal[near], parallax_nll(*star.values())[near], atol=5e-3)
+
+
+def test_lognormal_scatter_pulls_further_than_the_gaussian():
+    """The same σ_L: the lognormal's longer luminous tail puts more of the distance prior's weight at small ϖ_t,
+    so a parallax below the prediction is likelier under it."""
+    star = _stars(1)
+    star["parallax"] = torch.tensor([0.85], dtype=torch.float64)  # 3σ below the network's 1.0 mas
+    line = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    gaussian = selection_aware_nll(*star.values(), line, DistancePrior(SUN))
+    lognormal = selection_aware_nll(*star.values(), line, DistancePrior(SUN), lognormal=True)
+    assert float(lognormal) < float(gaussian)

@@ -113,6 +113,9 @@ class TrainConfig:
         Either likelihood is mixed with a broad component (20× each star's total uncertainty) holding this
         fraction of the parallaxes (:func:`zpdist.nn.loss.with_outliers`): a few spurious Gaia parallaxes then
         cannot pull the offset. 0: the likelihood alone, as in the paper.
+    luminosity_scatter : {"gaussian", "lognormal"}
+        Shape of each star's luminosity scatter about the network's L in the selection-aware likelihood:
+        Gaussian in L (the paper's), or lognormal with median L (multiplicative, as from mass or log g errors).
     network_draws : int
         Draws of the luminosity network (one dropout mask shared by every star) over which the offset's
         level is re-solved; their spread is the level's network error (0: not computed).
@@ -147,6 +150,7 @@ class TrainConfig:
     parallax_correction: Literal["none", "l21"] = "none"
     likelihood: Literal["selection", "paper"] = "paper"
     outlier_fraction: float = 0.0
+    luminosity_scatter: Literal["gaussian", "lognormal"] = "gaussian"
     network_draws: int = 30
 
     def __post_init__(self) -> None:
@@ -161,6 +165,8 @@ class TrainConfig:
         for key in ("dropout", "warm_lr_factor"):
             _require_range(key, getattr(self, key), 0.0, 1.0)
         _require_range("outlier_fraction", self.outlier_fraction, 0.0, 0.5)
+        if self.luminosity_scatter not in ("gaussian", "lognormal"):
+            raise ConfigError(f"luminosity_scatter = {self.luminosity_scatter!r}: choose gaussian or lognormal")
         for key in ("lr_patience", "early_stopping_patience", "n_quadratic", "l2", "network_draws"):
             _require_range(key, getattr(self, key), 0.0, math.inf)
 

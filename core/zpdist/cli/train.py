@@ -73,6 +73,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"(default {d.outlier_fraction:g})",
     )  # fmt: skip
     p.add_argument(
+        "--luminosity-scatter", choices=("gaussian", "lognormal"),
+        help="with --likelihood selection: the shape of each star's luminosity scatter about the network's L, "
+        f"Gaussian in L (the paper's) or lognormal with median L (default {d.luminosity_scatter})",
+    )  # fmt: skip
+    p.add_argument(
         "--max-memory-gb", type=positive_float, metavar="GB",
         help=f"spectra mode: hold the selected spectra in memory up to this size, else stream them from the HDF5 "
         f"file (default {d.max_memory_gb:g} GB)",
@@ -91,7 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 TRAIN_KEYS = (
     "mode", "offset_model", "luminosity_head", "n_quadratic", "warm_start", "epochs", "batch_size", "learning_rate",
     "early_stopping_patience", "device", "seed", "max_memory_gb", "parallax_correction", "likelihood",
-    "outlier_fraction",
+    "outlier_fraction", "luminosity_scatter",
 )  # fmt: skip
 
 

@@ -97,6 +97,36 @@ def _nodes(centre: torch.Tensor, width: torch.Tensor, span: float, n: int) -> tu
     return nodes, torch.log(2.0 * span * width.detach() / (n - 1))
 
 
+def _log_scatter(true_parallax: torch.Tensor, mean: torch.Tensor, width: torch.Tensor, lognormal: bool):
+    """ln of the luminosity scatter's density in ϖ_t at the nodes ``true_parallax`` (N, n), without 1/√(2π):
+    Gaussian N(ϖ̂, σ), or lognormal with median ϖ̂ and ln-width σ/ϖ̂ (zero density at ϖ_t ≤ 0)."""
+    if not lognormal:
+        return -0.5 * ((true_parallax - mean[:, None]) / width[:, None]) ** 2 - torch.log(width)[:, None]
+    relative = (width / mean.clamp_min(1e-12))[:, None]
+    log_nodes = torch.log(true_parallax.clamp_min(1e-9))
+    eta = log_nodes - torch.log(mean.clamp_min(1e-12))[:, None]
+    return -0.5 * (eta / relative) ** 2 - torch.log(relative) - log_nodes
+
+
+def _log_normalisation(
+    prior: DistancePrior, line: torch.Tensor, mean: torch.Tensor, width: torch.Tensor, lognormal: bool
+) -> torch.Tensor:
+    """ln ∫ p_scatter(ϖ_t) ρ d³ dϖ_t (without 1/√(2π)), by nodes over ± :data:`PRIOR_SPAN` of the scatter (in
+    ln ϖ_t for the lognormal)."""
+    if not lognormal:
+        nodes, log_step = _nodes(mean, width, PRIOR_SPAN, PRIOR_NODES)
+        return (
+            torch.logsumexp(_log_scatter(nodes, mean, width, False) + _log_prior_weight(prior, line, nodes), 1)
+            + log_step
+        )
+    relative = width / mean.clamp_min(1e-12)
+    unit = torch.linspace(-PRIOR_SPAN, PRIOR_SPAN, PRIOR_NODES, device=mean.device, dtype=mean.dtype)
+    nodes = mean[:, None] * torch.exp(relative[:, None] * unit)
+    log_step = torch.log(2.0 * PRIOR_SPAN * relative / (PRIOR_NODES - 1))  # in ln ϖ_t, where the density is N/σ_ln
+    log_density = -0.5 * unit**2 - torch.log(relative)[:, None]
+    return torch.logsumexp(log_density + _log_prior_weight(prior, line, nodes), dim=1) + log_step
+
+
 def selection_aware_nll(
     parallax: torch.Tensor,
     parallax_error: torch.Tensor,
@@ -106,6 +136,7 @@ def selection_aware_nll(
     offset: torch.Tensor,
     sightline: torch.Tensor,
     prior: DistancePrior,
+    lognormal: bool = False,
 ) -> torch.Tensor:
     """Per-star negative log-likelihood of the Gaia parallax given the star's apparent magnitude and sightline.
 
@@ -115,7 +146,9 @@ def selection_aware_nll(
 
         ℓ = −ln ∫ N(ϖ_G; ϖ_t + Δϖ, σ_ϖ) N(ϖ_t; ϖ̂, σ_pred) ρ d³ dϖ_t + ln ∫ N(ϖ_t; ϖ̂, σ_pred) ρ d³ dϖ_t − ½ ln 2π,
 
-    which is the paper's ℓ (:func:`parallax_nll`) when ρ d³ is constant. Both integrals are sums over
+    which is the paper's ℓ (:func:`parallax_nll`) when ρ d³ is constant. With ``lognormal`` the scatter is
+    lognormal instead: median L̂, ln-width σ_L/L̂ (a multiplicative scatter, as from mass or log g errors, whose
+    luminous tail is longer). Both integrals are sums over
     equally spaced nodes: around the Gaussian product of prior and likelihood (kept at ϖ_t > 0 for at least half
     the nodes, so that an astrometric outlier with a negative parallax still has a finite ℓ), and around the prior.
 
@@ -126,6 +159,8 @@ def selection_aware_nll(
     sightline : Tensor, shape (N, 3)
         Unit vectors towards each star (:func:`zpdist.nn.distance_prior.sightlines`); NaN: the paper's ℓ.
     prior : DistancePrior
+    lognormal : bool
+        The luminosity scatter's shape: Gaussian (False, the paper's) or lognormal.
 
     Returns
     -------
@@ -145,13 +180,12 @@ def selection_aware_nll(
     centre = (mean.detach() * width.detach() ** -2 + observed.detach() * error**-2) / precision
     centre = torch.maximum(centre, 0.5 * POSTERIOR_SPAN * spread)  # half the nodes at ϖ_t > 0, even for outliers
     nodes, log_step = _nodes(centre, spread, POSTERIOR_SPAN, POSTERIOR_NODES)
-    log_prior = -0.5 * ((nodes - mean[:, None]) / width[:, None]) ** 2 - torch.log(width)[:, None]
+    log_scatter = _log_scatter(nodes, mean, width, lognormal)
     log_like = -0.5 * ((observed[:, None] - nodes) / error[:, None]) ** 2 - torch.log(error)[:, None]
-    log_joint = torch.logsumexp(log_prior + log_like + _log_prior_weight(prior, line, nodes), dim=1) + log_step
-    nodes, log_step = _nodes(mean, width, PRIOR_SPAN, PRIOR_NODES)
-    log_prior = -0.5 * ((nodes - mean[:, None]) / width[:, None]) ** 2 - torch.log(width)[:, None]
-    log_norm = torch.logsumexp(log_prior + _log_prior_weight(prior, line, nodes), dim=1) + log_step
-    aware = log_norm - log_joint  # their Gaussians lack 1/√(2π): the −½ ln 2π of ℓ is already there
+    log_joint = torch.logsumexp(log_scatter + log_like + _log_prior_weight(prior, line, nodes), dim=1) + log_step
+    aware = (
+        _log_normalisation(prior, line, mean, width, lognormal) - log_joint
+    )  # their Gaussians lack 1/√(2π): the −½ ln 2π of ℓ is already there
     return torch.where(valid, aware, paper)
 
 
@@ -202,10 +236,13 @@ class ParallaxLikelihood:
         The distance prior of :func:`selection_aware_nll`; batches then carry sightlines.
     outlier_fraction : float
         The fraction f of :func:`with_outliers`; 0: no outlier component.
+    scatter : {"gaussian", "lognormal"}
+        Shape of the luminosity scatter in the selection-aware likelihood (the paper's is Gaussian).
     """
 
     prior: DistancePrior | None = None
     outlier_fraction: float = 0.0
+    scatter: str = "gaussian"
 
     @property
     def is_gaussian(self) -> bool:
@@ -214,7 +251,7 @@ class ParallaxLikelihood:
 
     @property
     def name(self) -> str:
-        """"paper" or "selection" (the good component), as recorded in summaries."""
+        """ "paper" or "selection" (the good component), as recorded in summaries."""
         return "paper" if self.prior is None else "selection"
 
     def nll(self, parallax, parallax_error, fakemag, log_var, k_corr, offset, sightline=None) -> torch.Tensor:
@@ -223,7 +260,7 @@ class ParallaxLikelihood:
         if self.prior is None or sightline is None:
             core = parallax_nll(*astrometry)
         else:
-            core = selection_aware_nll(*astrometry, sightline, self.prior)
+            core = selection_aware_nll(*astrometry, sightline, self.prior, self.scatter == "lognormal")
         if self.outlier_fraction == 0.0:
             return core
         return with_outliers(core, *astrometry, self.outlier_fraction)

@@ -397,4 +397,5 @@ def offset_summary(
         "network_draws": network_draws,
         "likelihood": likelihood.name,
         "outlier_fraction": likelihood.outlier_fraction,
+        "luminosity_scatter": likelihood.scatter,
     }

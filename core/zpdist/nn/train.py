@@ -413,7 +413,7 @@ def _sky_floor(gaia_release: str | None, sightline: np.ndarray | None) -> dict:
 def training_likelihood(config: TrainConfig, frame: GalactocentricFrameConfig) -> ParallaxLikelihood:
     """The objective ``config`` asks for, the distance prior's Sun placed by ``frame``."""
     prior = DistancePrior.from_frame(frame) if config.likelihood == "selection" else None
-    return ParallaxLikelihood(prior, config.outlier_fraction)
+    return ParallaxLikelihood(prior, config.outlier_fraction, config.luminosity_scatter)
 
 
 def _warn_selection_bias(summary: dict, log: Callable[[str], None]) -> None:
