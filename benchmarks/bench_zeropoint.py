@@ -8,8 +8,10 @@ so that a machine whose speed drifts moves both alike:
   the job's size, in this process on one core (the yardstick of the issue), and on the job's dask workers (one
   file per task, the same parallelism as the job);
 - ``apply_offset_model`` with T = 100 Monte-Carlo passes on a ``LocalCluster`` of single-threaded worker processes
-  (one per core), started once beforehand; each round includes reading the model (the table kept in the run
-  folder) and writing every output file. The table itself is built once, before the rounds, and timed apart;
+  (one per core, what ``zpdist zeropoint`` starts by default), started once beforehand, and with dask's threaded
+  scheduler in this process (``--scheduler threads``: no scatter, no messages between processes); each round
+  includes reading the model (the table kept in the run folder) and writing every output file. The table itself
+  is built once, before the rounds, and timed apart, and the compiled kernel loaded once in every process;
 - the peak resident memory (VmHWM) of each worker process and of this process;
 - once per size, the whole command ``zpdist zeropoint`` in a new process (Python, dask cluster start-up included).
 
@@ -41,15 +43,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from zpdist.mock.gaia_catalog import GaiaCatalogConfig, write_gaia_catalog
-from zpdist.nn.offset_export import offset_table_path, tabulated_evaluator_from_run
+from zpdist.nn.offset_export import OffsetEvaluator, offset_table_path, tabulated_evaluator_from_run
 from zpdist.parallel import map_tasks
-from zpdist.zeropoint import ZeroPointConfig, apply_offset_model, find_inputs
+from zpdist.zeropoint import PartitionTask, ZeroPointConfig, apply_offset_model, find_inputs, process_partition
 
 GAIA_ROWS = 1_800_000_000
 PARTITION_ROWS = 1_000_000
 RESULTS = Path(__file__).resolve().parent / "results" / "zeropoint.md"
 #: What each round measures, in the order of the table's columns.
-RATES = ("read_here", "read_workers", "zeropoint")
+RATES = ("read_here", "read_workers", "zeropoint", "zeropoint_threads")
 
 
 def _peak_rss_bytes() -> int:
@@ -97,6 +99,15 @@ def read_file(columns: list[str], batch_rows: int, path: str) -> int:
     return rows
 
 
+def warm_up(evaluator: OffsetEvaluator, config: ZeroPointConfig, source: Path) -> None:
+    """Run one input file through the job's own path in this process, as in each worker before the rounds: numba
+    loads the compiled kernel for the job's column types from its on-disk cache (about 0.3 s), once per process.
+    The rounds time the steady state, the whole command the cold start."""
+    target = source.parent.parent / f"warm_up-{os.getpid()}.parquet"  # beside the catalog folder
+    process_partition(evaluator, config, PartitionTask(str(source), str(target)))
+    target.unlink()
+
+
 def _own_cpu_seconds() -> float:
     """User and system CPU seconds of this process so far."""
     times = os.times()
@@ -129,11 +140,12 @@ def measure(client, run: Path, path: Path, out: Path, config: ZeroPointConfig, r
     """Interleaved rounds of the two reads and the job on one catalog: (rows/s, CPU ns per row) of each round."""
     columns = [config.columns.source_id, *config.columns.inputs]
     files = [str(f) for f in find_inputs(path)]
-    quiet = {"scheduler": client, "progress": False, "log": lambda m: None}
+    quiet = {"progress": False, "log": lambda m: None}
     work = {
         "read_here": lambda: sum(read_file(columns, config.batch_rows, f) for f in files),
-        "zeropoint": lambda: apply_offset_model(run, path, out, config, **quiet)["n_rows"],
+        "zeropoint": lambda: apply_offset_model(run, path, out, config, scheduler=client, **quiet)["n_rows"],
         "read_workers": lambda: sum(n for _, n in map_tasks(client, read_file, files, (columns, config.batch_rows))),
+        "zeropoint_threads": lambda: apply_offset_model(run, path, out, config, scheduler="threads", **quiet)["n_rows"],
     }
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in work}
     for _ in range(rounds):
@@ -152,28 +164,38 @@ def report(rows: list[tuple], n_workers: int, build: tuple[float | None, dict], 
         f"load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end. CPU: user + system time of the client "
         "and the workers together, per row.",
         "",
-        "| rows | round | read, 1 core (Mrows/s) | read, workers (Mrows/s) | zeropoint (Mrows/s) | zeropoint / read "
-        "1 core | CPU per row: read, zeropoint (ns) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| rows | round | read, 1 core (Mrows/s) | read, workers (Mrows/s) | zeropoint, cluster (Mrows/s) | "
+        "zeropoint, threads (Mrows/s) | cluster / read 1 core | threads / read 1 core | CPU per row: read, cluster, "
+        "threads (ns) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     summary = []
     for n_rows, results, _, _ in rows:
-        for i, (here, workers, job) in enumerate(zip(*(results[k] for k in RATES), strict=True), 1):
+        for i, (here, workers, job, threads) in enumerate(zip(*(results[k] for k in RATES), strict=True), 1):
             lines.append(f"| {n_rows:,} | {i} | {here[0] / 1e6:.1f} | {workers[0] / 1e6:.1f} | {job[0] / 1e6:.2f} | "
-                         f"{job[0] / here[0]:.2f} | {here[1]:.0f}, {job[1]:.0f} |")  # fmt: skip
-        pairs = list(zip(results["read_here"], results["zeropoint"], strict=True))
-        summary.append((
-            statistics.median(job[0] for _, job in pairs),
-            statistics.median(job[0] / here[0] for here, job in pairs),
-            statistics.median(here[1] / job[1] for here, job in pairs),
-        ))  # fmt: skip
-    lines += ["", f"| rows | median zeropoint (Mrows/s) | median ratio to the 1-core read | median CPU ratio, read / "
-              f"zeropoint | the same × {n_workers} workers (free cores) | whole command, new process (s) | peak RSS "
-              "per worker (MB) |", "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-    for (rate, ratio, cpu), (n_rows, _, command_s, rss) in zip(summary, rows, strict=True):
-        lines.append(f"| {n_rows:,} | {rate / 1e6:.2f} | {ratio:.2f} | {cpu:.2f} | {n_workers * cpu:.2f} | "
-                     f"{command_s:.1f} | {rss:.0f} |")  # fmt: skip
-    return "\n".join(lines + _notes(build, summary[-1][0], n_workers))
+                         f"{threads[0] / 1e6:.2f} | {job[0] / here[0]:.2f} | {threads[0] / here[0]:.2f} | "
+                         f"{here[1]:.0f}, {job[1]:.0f}, {threads[1]:.0f} |")  # fmt: skip
+        summary.append([_medians(results, job) for job in ("zeropoint", "zeropoint_threads")])
+    lines += ["", f"| rows | scheduler | median zeropoint (Mrows/s) | median ratio to the 1-core read | median CPU "
+              f"ratio, read / zeropoint | the same × {n_workers} (free cores) | whole command, new process (s) | peak "
+              "RSS per worker (MB) |", "|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for medians, (n_rows, _, command_s, rss) in zip(summary, rows, strict=True):
+        for name, (rate, ratio, cpu) in zip(("cluster", "threads"), medians, strict=True):
+            command, memory = (f"{command_s:.1f}", f"{rss:.0f}") if name == "cluster" else ("–", "–")
+            lines.append(f"| {n_rows:,} | {name} | {rate / 1e6:.2f} | {ratio:.2f} | {cpu:.2f} | "
+                         f"{n_workers * cpu:.2f} | {command} | {memory} |")  # fmt: skip
+    return "\n".join(lines + _notes(build, summary[-1][0][0], n_workers))
+
+
+def _medians(results: dict, job: str) -> tuple[float, float, float]:
+    """Median over the rounds of ``job``'s rows/s, of its ratio to the 1-core read, and of the read's CPU per row over
+    the job's."""
+    pairs = list(zip(results["read_here"], results[job], strict=True))
+    return (
+        statistics.median(rate for _, (rate, _) in pairs),
+        statistics.median(rate / here for (here, _), (rate, _) in pairs),
+        statistics.median(here_cpu / cpu for (_, here_cpu), (_, cpu) in pairs),
+    )
 
 
 def _notes(build: tuple[float | None, dict], rate: float, n_workers: int) -> list[str]:
@@ -182,7 +204,8 @@ def _notes(build: tuple[float | None, dict], rate: float, n_workers: int) -> lis
     inside, table = errors["training_domain"], errors["table"]
     return [
         "",
-        f"Peak RSS of this process (the client, which also read on one core): {_peak_rss_bytes() / 2**20:.0f} MB. "
+        "Peak RSS of this process (the client, which also read on one core and ran the threaded job): "
+        f"{_peak_rss_bytes() / 2**20:.0f} MB. "
         "Table of the offset model built once, before the rounds, and kept in the run folder"
         + (f": {seconds:.1f} s." if seconds is not None else " (by an earlier run)."),
         f"Interpolation error against the exact T-pass evaluation ({errors['points']:,} random points each): inside "
@@ -222,6 +245,8 @@ def main(argv: list[str] | None = None) -> str:
         with cluster, Client(cluster) as client:
             for n_rows in args.sizes:
                 path = catalog(data, n_rows, print)
+                warm_up(tabulated, config, find_inputs(path)[0])
+                client.run(warm_up, tabulated, config, find_inputs(path)[0])
                 rates = measure(client, run, path, data / "out", config, args.rounds)
                 rss = max(client.run(_peak_rss_bytes).values()) / 2**20
                 rows.append((n_rows, rates, whole_command(run, path, data / "out", args.workers), rss))

@@ -26,7 +26,7 @@ from zpdist.nn import offset_export
 from zpdist.nn.infer import MODEL_FILE, load_model, save_model
 from zpdist.nn.model import ZeroPointNet
 from zpdist.nn.offset_export import (
-    INTERPOLATION_ROWS,
+    BLOCK_ROWS,
     TABLE_PREFIX,
     NetworkOffsetEvaluator,
     TabulatedOffsetEvaluator,
@@ -216,7 +216,7 @@ def test_rows_beyond_the_table_are_exact_and_missing_inputs_nan(tabulated):
     rows[3, 1] = -reach[1] * 3
     rows[4, 2] = np.nan
     rows[5, 0] = np.inf
-    inputs = np.vstack([rows, np.tile(mid, (INTERPOLATION_ROWS, 1))])  # the block with them is interpolated too
+    inputs = np.vstack([rows, np.tile(mid, (BLOCK_ROWS, 1))])  # the block with them is interpolated too
     approximate, expected = tabulated.evaluate(inputs), exact.evaluate(inputs)
     for column in ("zp_offset", "zp_offset_model_error", "zp_offset_error"):  # exact, float32 rounding aside
         np.testing.assert_allclose(approximate[column][1:4], expected[column][1:4], rtol=1e-5)

@@ -115,7 +115,9 @@ def map_tasks(
         return
     from distributed import as_completed
 
-    handles = executor.scatter(list(shared), broadcast=True) if shared else []
+    # unique keys (hash=False): re-scattering equal data under its content hash while the previous call's copies
+    # are being released loses them ("Could not find data", tasks cancelled for lost dependencies)
+    handles = executor.scatter(list(shared), broadcast=True, hash=False) if shared else []
     pending = list(enumerate(items))[::-1]
     position: dict[str, int] = {}
 

@@ -10,8 +10,9 @@ result depends on neither the partitioning nor the scheduler (up to float32 roun
 
 That exact evaluation costs about 5 µs per star for T = 100 (1,600 tanh), far slower than reading the star from
 Parquet (about 20 ns). Since Δϖ and its spread depend only on (G, BP−RP, Teff), :class:`TabulatedOffsetEvaluator`
-evaluates them once on a 3-D grid (the training domain and well beyond it) and interpolates trilinearly, about
-30 ns per star, with its interpolation error measured against the exact evaluator when it is built.
+evaluates them once on a 3-D grid (the training domain and well beyond it) and interpolates trilinearly in a
+compiled kernel (numba, cached on disk), about 10 ns per star, with its interpolation error measured against the
+exact evaluator when it is built.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from zpdist.errors import FileFormatError
@@ -126,9 +127,13 @@ class OffsetEvaluator(ABC):
             quadrature), ``zp_offset_model_error`` (the spread) and ``zp_outside_training_domain``, each of length N.
         """
 
-    def evaluate_into(self, inputs: np.ndarray, out: dict[str, np.ndarray], mc_block: int = 1_048_576) -> None:
-        """:meth:`evaluate`, written into ``out`` (the same keys, arrays of length N), for a caller that reuses its
-        arrays from batch to batch."""
+    def evaluate_into(
+        self, columns: Sequence[np.ndarray], out: dict[str, np.ndarray], mc_block: int = 1_048_576
+    ) -> None:
+        """:meth:`evaluate` of the rows whose G, BP−RP and Teff are ``columns`` (three arrays of length N, none when
+        :attr:`needs_inputs` is False), written into ``out`` (its keys, arrays of length N): for a caller that
+        streams a table in batches, reusing its arrays and passing the table's columns as they are."""
+        inputs = np.column_stack(columns) if len(columns) else np.empty((len(out["zp_offset"]), 0))
         for name, values in self.evaluate(inputs, mc_block).items():
             out[name][...] = values
 
@@ -272,41 +277,118 @@ class NetworkOffsetEvaluator(OffsetEvaluator):
         return _columns(value, spread, self.level_error_mas, inside)
 
 
-#: Rows interpolated at a time by :class:`TabulatedOffsetEvaluator`: its working set (about 150 bytes a row) stays in
-#: the CPU's cache.
-INTERPOLATION_ROWS = 16_384
 #: Version of the arrays :meth:`TabulatedOffsetEvaluator.save` writes.
-TABLE_FORMAT = 1
+TABLE_FORMAT = 2
 #: Outputs the table holds, in its first axis.
 TABLE_COLUMNS = ("zp_offset", "zp_offset_model_error")
 
 
-class _Workspace:
-    """The working arrays of :meth:`TabulatedOffsetEvaluator.evaluate_into`, one set per thread, kept between calls
-    (about 3 MB).
+#: Rows of a block of :func:`_interpolate_rows`: its per-row arrays stay in the CPU's first-level cache.
+BLOCK_ROWS = 512
 
-    Fresh temporaries for every block would cost page faults on dask workers: their ``MALLOC_TRIM_THRESHOLD_``
-    hands all freed memory back to the system (measured: 3× the time of a whole partition).
+
+@numba.njit(cache=True, nogil=True)
+def _locate(x, axis: int, grid, cells, stride: int, corner, weight, status) -> None:
+    """Place a block of rows along one input: a loop without branches, so that it runs on SIMD lanes.
+
+    Adds ``stride`` × the lower node (0 … n − 2) to ``corner``, writes the upper node's weight (0 … 1) to
+    ``weight``, and ORs into ``status`` 1 where ``x`` lies outside the training domain (or is NaN), 2 where it
+    lies beyond the table (or is not finite). ``grid[axis]`` holds the input's centre, 1 / half-width, reach from
+    the centre and training domain [min, max]; ``cells`` holds inner_cells / 2, outer_cells / (√extent − 1) and
+    n − 1 (the grid's f(s) of :class:`TabulatedOffsetEvaluator`). A NaN gets node 0, an infinity the last cell.
     """
+    centre, scale, reach, low, high = grid[axis, 0], grid[axis, 1], grid[axis, 2], grid[axis, 3], grid[axis, 4]
+    half_inner, outer_scale, last = cells[0], cells[1], cells[2]
+    for r in range(x.shape[0]):
+        s = (x[r] - centre) * scale
+        a = abs(s)
+        f = min(a, 1.0) * half_inner + (np.sqrt(max(a, 1.0)) - 1.0) * outer_scale
+        f = last / 2 + (f if s >= 0.0 else -f)
+        f = min(f if f >= 0.0 else 0.0, last)  # NaN: 0
+        lower = min(np.int64(f), np.int64(last) - 1)
+        corner[r] += lower * stride
+        weight[r] = f - lower
+        inside = (low <= x[r]) & (x[r] <= high)
+        status[r] |= np.uint8(not inside) | np.uint8(2 * (not abs(x[r] - centre) <= reach))
 
-    def __init__(self):
-        self._arrays: dict[str, np.ndarray] = {}
 
-    def array(self, name: str, shape: tuple[int, int], dtype: type = np.float32) -> np.ndarray:
-        """A C-contiguous array of ``shape`` (rows ≤ :data:`INTERPOLATION_ROWS`), the same memory for ``name``."""
-        if name not in self._arrays:
-            self._arrays[name] = np.empty(shape[0] * INTERPOLATION_ROWS, dtype)
-        return self._arrays[name][: shape[0] * shape[1]].reshape(shape)
+@numba.njit(cache=True, nogil=True)
+def _cell(nodes, a, strides, wi, wj, wk) -> tuple[float, float]:
+    """Δϖ and its spread (mas) by trilinear interpolation in the cell whose lowest node starts at ``nodes[a]``.
+
+    ``nodes`` is the flat (n, n, n, 2) float32 table; ``strides`` (uint64: numba then skips the wrap-around of
+    negative indices) the distances to the next node along the second and first inputs; ``wi``, ``wj``, ``wk``
+    the weights of the upper nodes along the first, second and third inputs (float32, as the arithmetic).
+    """
+    one, two, three = np.uint64(1), np.uint64(2), np.uint64(3)
+    b, c = a + strides[1], a + strides[0]
+    d = c + strides[1]
+    v00, s00 = nodes[a] + wk * (nodes[a + two] - nodes[a]), nodes[a + one] + wk * (nodes[a + three] - nodes[a + one])
+    v01, s01 = nodes[b] + wk * (nodes[b + two] - nodes[b]), nodes[b + one] + wk * (nodes[b + three] - nodes[b + one])
+    v10, s10 = nodes[c] + wk * (nodes[c + two] - nodes[c]), nodes[c + one] + wk * (nodes[c + three] - nodes[c + one])
+    v11, s11 = nodes[d] + wk * (nodes[d + two] - nodes[d]), nodes[d + one] + wk * (nodes[d + three] - nodes[d + one])
+    v0, s0 = v00 + wj * (v01 - v00), s00 + wj * (s01 - s00)
+    return v0 + wi * (v10 + wj * (v11 - v10) - v0), s0 + wi * (s10 + wj * (s11 - s10) - s0)
 
 
-_THREAD = threading.local()
+@numba.njit(cache=True, nogil=True)
+def _interpolate_rows(g, bp_rp, teff, nodes, grid, cells, level_variance, out, beyond) -> int:
+    """Trilinear interpolation of Δϖ and its spread, their total error and the domain flag, block by block.
 
+    Each block of :data:`BLOCK_ROWS` rows is placed on the grid input by input (:func:`_locate`, SIMD), then
+    interpolated row by row (:func:`_cell`), then given its errors and flags (SIMD): about 9 ns a row.
 
-def _workspace() -> _Workspace:
-    """This thread's :class:`_Workspace` (module level: never pickled with an evaluator)."""
-    if not hasattr(_THREAD, "workspace"):
-        _THREAD.workspace = _Workspace()
-    return _THREAD.workspace
+    Parameters
+    ----------
+    g, bp_rp, teff : ndarray, shape (N,)
+        G (mag), BP−RP (mag), Teff (K), contiguous.
+    nodes : ndarray, shape (2 n³,), float32
+        Δϖ and its spread (mas) at the nodes, the last input fastest, side by side (one cache line holds both).
+    grid, cells : ndarray
+        The grid's constants (:func:`_locate`).
+    level_variance : float32
+        Square of the level's error (mas²).
+    out : tuple of ndarray, shape (N,)
+        Δϖ, its spread and the two errors in quadrature (mas, float32; NaN where an input is NaN; left for the
+        caller in rows beyond the table), and the training-domain flag (bool; True where an input is outside or NaN).
+    beyond : ndarray, shape (N,), int64
+        Receives the rows with an input beyond the table (or infinite, none NaN), in order.
+
+    Returns
+    -------
+    int
+        Rows listed in ``beyond``.
+    """
+    value, spread, error, outside = out
+    n = np.int64(cells[2]) + 1
+    strides = np.array([2 * n * n, 2 * n], np.uint64)
+    corner = np.empty(BLOCK_ROWS, np.int64)
+    weight = np.empty((3, BLOCK_ROWS), np.float32)
+    status = np.empty(BLOCK_ROWS, np.uint8)
+    count = 0
+    for start in range(0, len(g), BLOCK_ROWS):
+        rows = min(BLOCK_ROWS, len(g) - start)
+        corner[:], status[:] = 0, 0
+        block = slice(start, start + rows)  # one call per input: the columns may differ in type
+        _locate(g[block], 0, grid, cells, 2 * n * n, corner, weight[0], status)
+        _locate(bp_rp[block], 1, grid, cells, 2 * n, corner, weight[1], status)
+        _locate(teff[block], 2, grid, cells, 2, corner, weight[2], status)
+        for q in range(rows):
+            r = start + q
+            if status[q] & 2 and (np.isnan(g[r]) or np.isnan(bp_rp[r]) or np.isnan(teff[r])):
+                value[r] = spread[r] = np.nan
+            elif status[q] & 2:
+                beyond[count] = r
+                count += 1
+            else:
+                value[r], spread[r] = _cell(
+                    nodes, np.uint64(corner[q]), strides, weight[0, q], weight[1, q], weight[2, q]
+                )
+        block_spread, block_error = spread[start : start + rows], error[start : start + rows]
+        for q in range(rows):
+            outside[start + q] = status[q] & 1
+            block_error[q] = np.sqrt(block_spread[q] * block_spread[q] + level_variance)
+    return count
 
 
 @dataclass(frozen=True, eq=False)
@@ -315,15 +397,16 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
 
     Along each input x (G, BP−RP, Teff) the grid runs in s = (x − centre) / half_width, the training domain being
     |s| ≤ 1: ``inner_cells`` equal cells across the domain, then ``outer_cells`` cells on each side whose widths
-    grow in proportion to |s| (equal steps in ln |s|) out to |s| = ``extent``. The node index of s is
+    grow in proportion to √|s| (equal steps in √|s|) out to |s| = ``extent``. The node index of s is
 
-        f(s) = c + sign(s) · [min(|s|, 1) · inner_cells / 2 + ln max(|s|, 1) · outer_cells / ln(extent)],
+        f(s) = c + sign(s) · [min(|s|, 1) · inner_cells / 2 + (√max(|s|, 1) − 1) · outer_cells / (√extent − 1)],
 
     with c = outer_cells + inner_cells / 2, so the domain's edges are nodes and no cell straddles the change of
-    spacing. Rows with an input beyond |s| = ``extent`` are evaluated exactly (``exact``); rows with a missing
-    input get NaN, as from the exact evaluator; the training-domain flag is computed from the inputs exactly.
-    The T-pass spread is tabulated as it is (a standard deviation over the same T masks as ``exact``), so it
-    is interpolated like Δϖ.
+    spacing. A square root, unlike the logarithm of equal steps in ln |s| (format 1), runs on the CPU's SIMD lanes
+    (:func:`_locate`); on the test models it also halves the largest error beyond the domain. Rows with an input
+    beyond |s| = ``extent`` are evaluated exactly (``exact``); rows with a missing input get NaN, as from the exact
+    evaluator; the training-domain flag is computed from the inputs exactly. The T-pass spread is tabulated as it
+    is (a standard deviation over the same T masks as ``exact``), so it is interpolated like Δϖ.
 
     Attributes
     ----------
@@ -350,6 +433,23 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
     extent: float
     errors: dict = dataclasses.field(default_factory=dict)
     needs_inputs = True
+    _nodes: np.ndarray = dataclasses.field(init=False, repr=False)
+    _grid: np.ndarray = dataclasses.field(init=False, repr=False)
+    _cells: np.ndarray = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        """What :func:`_interpolate_rows` reads: the nodes' two values side by side and the grid's constants."""
+        domain = np.asarray(self.exact.domain, float)
+        half_width = np.asarray(self.half_width, float)
+        grid = np.column_stack([self.centre, 1 / half_width, self.extent * half_width, domain])
+        cells = [self.inner_cells / 2, self.outer_cells / (np.sqrt(self.extent) - 1), self.nodes_per_axis - 1]
+        object.__setattr__(self, "_nodes", np.ascontiguousarray(self.table.reshape(len(TABLE_COLUMNS), -1).T).ravel())
+        object.__setattr__(self, "_grid", grid)
+        object.__setattr__(self, "_cells", np.array(cells, float))
+
+    def __reduce__(self):
+        """Pickled as the arguments of its constructor, which rebuilds the rest: half the bytes sent to each worker."""
+        return type(self), tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.init)
 
     @property
     def level_error_mas(self) -> float:
@@ -387,12 +487,20 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
         tabulated = dataclasses.replace(grid, table=table)
         return dataclasses.replace(tabulated, errors=tabulated.measure_errors())
 
+    def node_index(self, s: np.ndarray) -> np.ndarray:
+        """The grid's fractional node index f(s) at s = (x − centre) / half_width (not clipped to the table)."""
+        a = np.abs(s)
+        outer = (np.sqrt(np.maximum(a, 1.0)) - 1) * self.outer_cells / (np.sqrt(self.extent) - 1)
+        return (
+            self.outer_cells + self.inner_cells / 2 + np.copysign(np.minimum(a, 1.0) * self.inner_cells / 2 + outer, s)
+        )
+
     def inputs_at(self, index: np.ndarray) -> np.ndarray:
-        """Inputs (G, BP−RP, Teff) at fractional node indices ``index`` (..., 3): the inverse of the grid's f(s)."""
+        """Inputs (G, BP−RP, Teff) at fractional node indices ``index`` (..., 3): the inverse of :meth:`node_index`."""
         offset = np.asarray(index, float) - (self.outer_cells + self.inner_cells / 2)
         a = np.abs(offset)
         inner = self.inner_cells / 2
-        s = np.where(a <= inner, a / inner, np.exp((a - inner) * np.log(self.extent) / self.outer_cells))
+        s = np.where(a <= inner, a / inner, (1 + (a - inner) * (np.sqrt(self.extent) - 1) / self.outer_cells) ** 2)
         return self.centre + self.half_width * np.copysign(s, offset)
 
     def measure_errors(self, n_points: int = 32_768, seed: int = 0) -> dict:
@@ -426,76 +534,26 @@ class TabulatedOffsetEvaluator(OffsetEvaluator):
 
     def evaluate(self, inputs: np.ndarray, mc_block: int = 1_048_576) -> dict[str, np.ndarray]:
         out = {name: np.empty(len(inputs), dtype) for name, dtype in OUTPUT_DTYPES.items()}
-        self.evaluate_into(inputs, out, mc_block)
+        self.evaluate_into(list(np.asarray(inputs).T), out, mc_block)
         return out
 
-    def evaluate_into(self, inputs: np.ndarray, out: dict[str, np.ndarray], mc_block: int = 1_048_576) -> None:
-        value, spread = out["zp_offset"], out["zp_offset_model_error"]
-        error, outside = out["zp_offset_error"], out["zp_outside_training_domain"]
-        work = _workspace()
-        for start in range(0, len(inputs), INTERPOLATION_ROWS):
-            rows = slice(start, start + INTERPOLATION_ROWS)
-            block = inputs[rows]
-            with np.errstate(invalid="ignore"):  # NaN or infinite inputs: NaN, or the exact evaluation
-                within = self._interpolate(block, value[rows], spread[rows], work)
-            if not within:
-                self._evaluate_beyond(block, value[rows], spread[rows], mc_block)
-            total_error(spread[rows], self.level_error_mas, out=error[rows])
-            np.logical_not(self.exact.in_domain(block, work.array("domain", (2, len(block)), bool)), out=outside[rows])
-
-    def _interpolate(self, inputs: np.ndarray, value: np.ndarray, spread: np.ndarray, work: _Workspace) -> bool:
-        """Fill ``value`` and ``spread`` (views) for a block of rows; False if a row lies beyond the table.
-
-        float32, the three inputs at once, in ``work``'s arrays; a row with a missing input gets NaN (its weights
-        are NaN). Node indices are exact in float32 (n³ < 2²⁴).
-        """
-        n, rows = self.nodes_per_axis, len(inputs)
-        s, a, f, lower = (work.array(name, (3, rows)) for name in ("s", "a", "f", "lower"))
-        np.subtract(inputs.T, self.centre[:, None], out=s, casting="same_kind")
-        s *= (1.0 / self.half_width[:, None]).astype(np.float32)
-        np.abs(s, out=a)
-        within = bool(np.fmax.reduce(a, axis=None, initial=0.0) <= self.extent)  # NaN ignored
-        np.clip(a, np.float32(0.0), np.float32(1.0), out=f)  # min(|s|, 1); np.clip is 2.5× faster than np.minimum
-        f *= np.float32(self.inner_cells / 2)
-        np.clip(a, np.float32(1.0), np.float32(np.inf), out=a)
-        np.log(a, out=a)
-        a *= np.float32(self.outer_cells / np.log(self.extent))
-        f += a
-        f *= np.sign(s, out=s)
-        f += np.float32(self.outer_cells + self.inner_cells / 2)  # f: fractional node index, (3, rows)
-        np.clip(f, np.float32(0.0), np.nextafter(np.float32(n - 1), np.float32(0.0)), out=f)  # last cell: n − 2
-        np.floor(f, out=lower)
-        f -= lower  # the weights of the upper nodes
-        node = np.multiply(lower[0], np.float32(n * n), out=s[0])
-        node += np.multiply(lower[1], np.float32(n), out=s[1])
-        node += lower[2]
-        first = work.array("first", (1, rows), np.intp)[0]
-        np.copyto(first, node, casting="unsafe")  # a NaN row: any index, clipped below
-        offsets = np.array([(i * n + j) * n + k for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-        corners = np.add(offsets[:, None], first, out=work.array("corners", (8, rows), np.intp))
-        w0, w1, w2 = f
-        gathered, half, quarter = work.array("gathered", (8, rows)), work.array("half", (4, rows)), s[:2]
-        for plane, out in zip(self.table.reshape(len(TABLE_COLUMNS), -1), (value, spread), strict=True):
-            c = plane.take(corners, mode="clip", out=gathered).reshape(2, 2, 2, rows)
-            c1 = half.reshape(2, 2, rows)
-            np.subtract(c[:, :, 1], c[:, :, 0], out=c1)
-            c1 *= w2
-            c1 += c[:, :, 0]
-            np.subtract(c1[:, 1], c1[:, 0], out=quarter)
-            quarter *= w1
-            quarter += c1[:, 0]
-            np.subtract(quarter[1], quarter[0], out=out)
-            out *= w0
-            out += quarter[0]
-        return within
-
-    def _evaluate_beyond(self, inputs: np.ndarray, value: np.ndarray, spread: np.ndarray, mc_block: int) -> None:
-        """Overwrite the rows of a block with an input beyond the table (or infinite) by the exact evaluation."""
-        beyond = (np.abs(inputs - self.centre) > self.extent * self.half_width).any(axis=1)
-        rows = np.flatnonzero(beyond)
-        exact = self.exact.evaluate(inputs[rows], mc_block)
-        value[rows] = exact["zp_offset"]
-        spread[rows] = exact["zp_offset_model_error"]
+    def evaluate_into(
+        self, columns: Sequence[np.ndarray], out: dict[str, np.ndarray], mc_block: int = 1_048_576
+    ) -> None:
+        """One compiled pass over the rows (:func:`_interpolate_rows`, about 9 ns a row; columns of any float type,
+        copied only if not contiguous), then the exact evaluation of the rows beyond the table, if any."""
+        names = ("zp_offset", "zp_offset_model_error", "zp_offset_error")
+        columns = [np.ascontiguousarray(column) for column in columns]
+        beyond = np.empty(len(out["zp_offset"]), np.int64)
+        flag = out["zp_outside_training_domain"]
+        level_variance = np.float32(self.level_error_mas**2)
+        count = _interpolate_rows(*columns, self._nodes, self._grid, self._cells, level_variance,
+                                  (*(out[name] for name in names), flag), beyond)  # fmt: skip
+        if count:
+            rows = beyond[:count]
+            exact = self.exact.evaluate(np.column_stack([column[rows] for column in columns]), mc_block)
+            for name in names:
+                out[name][rows] = exact[name]
 
     def save(self, path: str | os.PathLike, metadata: dict) -> None:
         """Write the table, the exact evaluator and the model's ``metadata`` to ``path`` (numpy ``.npz``, a few MB)."""
