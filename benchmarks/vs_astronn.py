@@ -11,8 +11,14 @@ astroNN runs the paper's own class, ``ApogeeDR14GaiaDR2BCNN`` (``train``; ``pred
 ``FastMCInference``), with zpdist's 164 units in the first dense layer. It differs from zpdist's network
 by "same" padding in its convolutions (7,514 positions instead of 7,507 and 7,500) and by evaluating no
 offset at inference, together well under 1 % of the FLOPs. zpdist runs ``mc_predict`` and the trainer's
-step (forward, loss plus the L2 term, backward, Adam) on in-memory batches, with the paper's softplus
-head and the multivariate offset MLP.
+step (``zpdist.nn.trainer.train_step``: forward, loss plus the L2 term, backward, Adam as ``zpdist train``
+builds it) on in-memory batches, with the paper's softplus head and the multivariate offset MLP.
+
+The tables end with the FLOP rate of zpdist's Monte-Carlo inference (the paper's layers: 0.24 MFLOP per
+star once, 3.44 MFLOP per pass) as a fraction of the machine's float32 matmul rate at the same threads,
+measured once in the run by torch's own matmul (square 2048) and by oneDNN's (the first dense layer's
+shape, ``zpdist.nn.device.matmul_t``), per wall and per CPU second (the latter hardly moves with the load
+of a shared machine).
 
 The astroNN environment is created on first use in ~/.cache/zpdist-bench/astronn-venv (``python3.11 -m
 venv``, then ``tensorflow-cpu==2.12.* tensorflow-probability==0.20.* astroNN==1.1.0 "numpy<1.24"`` from
@@ -137,7 +143,7 @@ def zpdist_train(data: dict[str, np.ndarray], batch: int, epochs: int) -> dict[s
     import torch
 
     from zpdist.nn.batch import Batch
-    from zpdist.nn.trainer import batch_loss
+    from zpdist.nn.trainer import train_step
 
     torch.manual_seed(0)
     model = zpdist_model(data)
@@ -155,13 +161,40 @@ def zpdist_train(data: dict[str, np.ndarray], batch: int, epochs: int) -> dict[s
             rows = order[first : first + batch]
             stars = Batch(*(tensors[name][rows] for name in ("spectra", "offset_inputs", "k_corr", "parallax",
                                                                "parallax_error")))  # fmt: skip
-            loss = batch_loss(model, stars) + 5e-9 * model.weight_penalty()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
+            train_step(model, optimiser, stars, 5e-9)
         if epoch > 0:
             clock.stop()
     return clock.rates(n_epoch * (epochs - 1))
+
+
+#: FLOPs of the paper's layers per star (a multiply-add is 2): the first convolution once, then per pass the
+#: second convolution, the dense layers and the two heads (as ``benchmarks/run_all.py`` counts them).
+STEM_FLOPS = 2 * 1 * 2 * 8 * (N_PIXELS - 7)
+N_POOLED = 4 * ((N_PIXELS - 14) // 4)
+PASS_FLOPS = 2 * 2 * 8 * N_POOLED * 4 + 2 * N_POOLED * HIDDEN[0] + 2 * HIDDEN[0] * 64 + 2 * 64 * 2
+
+
+def zpdist_matmul() -> dict[str, float]:
+    """The float32 matmul rates (FLOP per wall and per CPU second) of torch's own matmul (square 2048) and of
+    oneDNN's (4096 × 7500 × 164, ``zpdist.nn.device.matmul_t``)."""
+    import torch
+
+    from zpdist.nn.device import matmul_t
+
+    def rates(name: str, product, flops: float, repeats: int = 10) -> dict[str, float]:
+        product()
+        clock = Clock()
+        clock.start()
+        for _ in range(repeats):
+            product()
+        clock.stop()
+        return {f"{name}_per_s": flops * repeats / clock.wall, f"{name}_per_cpu_s": flops * repeats / clock.cpu}
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    x, weight = torch.randn(4096, 7500), torch.randn(164, 7500)
+    return rates("torch_mm", lambda: a @ b, 2 * 2048**3) | rates(
+        "onednn", lambda: matmul_t(x, weight), 2 * 4096 * 7500 * 164
+    )
 
 
 # --- astroNN worker -----------------------------------------------------------------------------------
@@ -230,6 +263,8 @@ def worker(side: str, task: str, data_path: str, size: int, epochs: int) -> None
     if side == "astronn":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         rates = astronn_infer(data, size) if task == "infer" else astronn_train(data, size, epochs)
+    elif task == "matmul":
+        rates = zpdist_matmul()
     else:
         rates = zpdist_infer(data, size) if task == "infer" else zpdist_train(data, size, epochs)
     print(json.dumps(rates))
@@ -295,14 +330,16 @@ def main() -> None:
                     print(f"round {round_}: {label}: {side} {rates[side]['stars_per_s']:,.1f} stars/s, "
                           f"{rates[side]['stars_per_cpu_s']:,.1f} per CPU s (load {load:.1f})", flush=True)  # fmt: skip
                 rows.append((round_, label, rates["zpdist"], rates["astroNN"]))
-    write_table(rows, args)
+        matmul = measure(pythons["zpdist"], "zpdist", "matmul", data_path, 0, 0, args.threads)
+    write_table(rows, args, matmul)
 
 
-def write_table(rows: list[tuple[int, str, dict, dict]], args: argparse.Namespace) -> None:
-    """Print the Markdown table of rates and ratios and write it under benchmarks/results/."""
+def write_table(rows: list[tuple[int, str, dict, dict]], args: argparse.Namespace, matmul: dict[str, float]) -> None:
+    """Print the Markdown table of rates and ratios and the matmul fraction; write them under benchmarks/results/."""
     header = (
         f"zpdist vs astroNN 1.1.0 (TensorFlow 2.12 CPU), {platform.node()}, {platform.machine()}, "
-        f"{os.cpu_count()} cores, {args.threads} threads each, load {os.getloadavg()[0]:.1f} at the end; "
+        f"{os.cpu_count()} cores, {args.threads} threads each (OMP_WAIT_POLICY "
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}), load {os.getloadavg()[0]:.1f} at the end; "
         f"{args.stars} stars for inference, {args.train_stars} for training"
     )
     lines = [f"### {header}", "", "| round | measurement | zpdist stars/s (per CPU s) | astroNN stars/s (per CPU s) "
@@ -321,6 +358,23 @@ def write_table(rows: list[tuple[int, str, dict, dict]], args: argparse.Namespac
         cpu = [a["stars_per_cpu_s"] / b["stars_per_cpu_s"] for a, b in pairs]
         lines.append(f"| {label} | {' / '.join(f'{x:.2f}' for x in wall)} | **{statistics.median(wall):.2f}×** | "
                      f"{' / '.join(f'{x:.2f}' for x in cpu)} | {statistics.median(cpu):.2f}× |")  # fmt: skip
+    flops = STEM_FLOPS + MC_PASSES * PASS_FLOPS
+    mc = {unit: flops * statistics.median(a[f"stars_{unit}"] for _, name, a, _ in rows if name.startswith("MC"))
+          for unit in ("per_s", "per_cpu_s")}  # fmt: skip
+    lines += [
+        "",
+        "| zpdist's Monte-Carlo inference (median of the rounds), the paper's layers | per wall second "
+        "| per CPU second |",
+        "|---|---|---|",
+        f"| GFLOP/s | {mc['per_s'] / 1e9:.1f} | {mc['per_cpu_s'] / 1e9:.1f} |",
+    ]
+    for name, label in (
+        ("torch_mm", "torch's float32 matmul (square 2048)"),
+        ("onednn", "oneDNN's (4096 × 7500 × 164)"),
+    ):
+        per_s, per_cpu_s = matmul[f"{name}_per_s"], matmul[f"{name}_per_cpu_s"]
+        lines.append(f"| fraction of {label}: {per_s / 1e9:.0f} / {per_cpu_s / 1e9:.0f} GFLOP/s | "
+                     f"{mc['per_s'] / per_s:.0%} | {mc['per_cpu_s'] / per_cpu_s:.0%} |")  # fmt: skip
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)

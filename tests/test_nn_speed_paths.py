@@ -1,9 +1,9 @@
 """The spectra branch's fast paths (zpdist.nn.luminosity, zpdist.nn.device) give the paper's layers' numbers, on CPU.
 
 The straightforward network is written out here with torch's own layers (Conv1d, MaxPool1d, Dropout): the stem
-and the pooled convolution equal it to float rounding; the training path draws the same dropout masks and gives
-the same loss and gradients; Monte-Carlo passes with the same masks give the same features, and with their own
-16-bit masks the same means and spreads within Monte-Carlo noise.
+and the pooled convolution equal it to float rounding; the training path with the masks it draws gives the same
+loss and gradients; Monte-Carlo passes with the same masks give the same features, and with their own 16-bit
+masks the same means and spreads as torch's Dropout within Monte-Carlo noise.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from torch.nn import functional
 
 from zpdist.nn.device import Scratch, map_blocks, matmul_t
 from zpdist.nn.infer import mc_predict
-from zpdist.nn.luminosity import SpectraBranch, keep_masks
+from zpdist.nn.luminosity import SpectraBranch, keep, keep_masks, random_bits, split_columns
 from zpdist.nn.model import ModelConfig, ZeroPointNet, enable_mc_dropout
+from zpdist.nn.offset_fit import shared_dropout_masks
 
 N_PIXELS = 7514
+LENGTH = N_PIXELS - 7  # Conv1D(2, 8)'s output positions
 P = 0.3
 
 
@@ -43,14 +45,16 @@ def spectra(n: int, seed: int = 1) -> torch.Tensor:
 
 
 def paper_body(branch: SpectraBranch, h: torch.Tensor, masks: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
-    """The body with torch's layers; dropout by ``masks`` (keep masks, rows as h's) or by ``functional.dropout``."""
+    """The body with torch's layers on h of shape (N, 2, 7507); dropout by ``masks`` (keep masks, rows as h's, the
+    first positions first and padded as the stem's output) or by ``functional.dropout``."""
 
     def dropout(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if mask is None:
-            return functional.dropout(x, P, branch.training)
+            return functional.dropout(x, P, branch.dropout.training)
         return x * mask.reshape(x.shape) / (1 - P)
 
     first, pooled, hidden = masks or (None, None, None)
+    first = None if first is None else first.view(len(h), -1, 2)[:, :LENGTH].transpose(1, 2)
     x = dropout(h, first)
     x = functional.max_pool1d(torch.relu(branch.conv2(x)), 4).flatten(1)
     x = torch.relu(branch.dense1(dropout(x, pooled)))
@@ -68,18 +72,54 @@ def test_stem_and_pooled_convolution_equal_the_paper_layers(branch):
     x = spectra(3)
     with torch.no_grad():
         h = branch.stem(x)
-        torch.testing.assert_close(h, paper_stem(branch, x), rtol=1e-5, atol=1e-6)
-        assert h.shape == (3, 2, N_PIXELS - 7) and h.is_contiguous()
+        assert h.shape == (3, branch.stem_length, 2) and branch.stem_length == 7508 and h.is_contiguous()
+        torch.testing.assert_close(h[:, :LENGTH].transpose(1, 2), paper_stem(branch, x), rtol=1e-5, atol=1e-6)
         assert (h == 0).float().mean() > 0.2  # the ReLU switches
-        pooled = branch.pooled_conv(h.transpose(1, 2).contiguous())
-        expected = functional.max_pool1d(branch.conv2(h), 4)
-        torch.testing.assert_close(pooled, expected, rtol=1e-5, atol=1e-6)
-        # the no-gradient form (maxima by pairs, into given memory) gives the same numbers
-        scratch, out = Scratch(), torch.empty_like(pooled)
+        pooled = branch.pooled_conv(h)
+        expected = functional.max_pool1d(branch.conv2(h[:, :LENGTH].transpose(1, 2)), 4)
+        torch.testing.assert_close(pooled.transpose(1, 2), expected, rtol=1e-5, atol=1e-6)
+        # the no-gradient form (into given memory, dense1's order) gives the same numbers
+        scratch, out = Scratch(), torch.empty_like(expected)
         for _ in range(2):
-            found = branch.pooled_conv(h.transpose(1, 2).contiguous(), 1.0, out, scratch)
+            found = branch.pooled_conv(h, branch.conv2_weights(1.0, h.dtype), out, scratch)
             assert found is out
-            torch.testing.assert_close(found, pooled)
+            torch.testing.assert_close(found, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_pixels", [29, 30, 31, 32, 7517])
+def test_blocked_convolutions_equal_the_paper_layers_for_any_length(n_pixels):
+    torch.manual_seed(n_pixels)
+    module = SpectraBranch(n_pixels, P).eval()
+    x = torch.randn(2, n_pixels)
+    n_pool = (n_pixels - 14) // 4
+    with torch.no_grad():
+        h = module.stem(x)
+        assert h.shape[1] % 4 == 0 and h.shape[1] >= n_pixels - 7
+        torch.testing.assert_close(h[:, : n_pixels - 7].transpose(1, 2), paper_stem(module, x), rtol=1e-5, atol=1e-6)
+        expected = functional.max_pool1d(module.conv2(h[:, : n_pixels - 7].transpose(1, 2)), 4)
+        assert expected.shape == (2, 4, n_pool)
+        torch.testing.assert_close(module.pooled_conv(h).transpose(1, 2), expected, rtol=1e-5, atol=1e-6)
+        assert module.body(h).shape == (2, 64)
+
+
+def test_phase_maximum_sends_the_gradient_to_one_phase_as_max_pooling_does(branch):
+    """Where a pooling window's input is all zero, its four phases tie at the bias: MaxPool1d's gradient goes to one
+    phase, so the bias gets the window's gradient once, and so does the fast path's."""
+    h = torch.rand(2, branch.stem_length, 2)
+    h[0, 40:80] = 0.0  # windows 10 to 16 of the first star see only zeros
+    h.requires_grad_(True)
+    fast = branch.pooled_conv(h)
+    (fast * torch.arange(fast.numel()).view(fast.shape)).sum().backward()
+    fast_grads = [h.grad.clone(), branch.conv2.weight.grad.clone(), branch.conv2.bias.grad.clone()]
+    h.grad = None
+    branch.zero_grad()
+    paper = functional.max_pool1d(branch.conv2(h[:, :LENGTH].transpose(1, 2)), 4).transpose(1, 2)
+    assert (paper[0, 10:17] == branch.conv2.bias).all()  # the ties
+    (paper * torch.arange(paper.numel()).view(paper.shape)).sum().backward()
+    paper_grads = [h.grad, branch.conv2.weight.grad, branch.conv2.bias.grad]
+    branch.zero_grad()
+    for got, expected in zip(fast_grads, paper_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
 
 
 def test_deterministic_forward_equals_the_paper_layers():
@@ -94,23 +134,42 @@ def test_deterministic_forward_equals_the_paper_layers():
     torch.testing.assert_close(out["log_var"], log_var, rtol=1e-5, atol=1e-6)
 
 
-def test_training_path_draws_the_same_masks_and_gives_the_same_gradients(branch):
+def test_training_path_draws_its_masks_from_the_seed_and_gives_the_paper_layers_gradients(branch):
     branch.train()
     x = spectra(6)
 
     def loss_and_grads(body) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        torch.manual_seed(11)
         branch.zero_grad()
         loss = (body(x) ** 2).sum()
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in branch.parameters()]
 
+    torch.manual_seed(11)
     fast = loss_and_grads(lambda x: branch.body(branch.stem(x)))
-    paper = loss_and_grads(lambda x: paper_body(branch, paper_stem(branch, x)))
+    torch.manual_seed(11)  # the same draw: the masks the training path used
+    masks = tuple(m.clone() for m in branch.draw_masks(branch.stem(x).detach(), 1))
+    assert 0.28 < 1.0 - float(masks[0].mean()) < 0.32
+    paper = loss_and_grads(lambda x: paper_body(branch, paper_stem(branch, x), masks))
     branch.eval()
     torch.testing.assert_close(fast[0], paper[0], rtol=1e-5, atol=0)
     for got, expected in zip(fast[1], paper[1], strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6 * float(expected.abs().max()))
+
+
+def test_shared_mask_hooks_act_on_the_dropout_layers_with_dropout_off(branch):
+    """The level's network error (zpdist.nn.offset_fit.shared_dropout_masks) replaces the dropout layers' outputs by
+    forward hooks in evaluation mode: the body must pass its three dropout layers' inputs through the module."""
+    branch.eval()
+    h, masks = branch.stem(spectra(4)).detach(), {}
+    with torch.no_grad(), shared_dropout_masks(branch, masks, torch.Generator().manual_seed(3)):
+        fast = branch.body(h)
+    assert [shape for _, shape in masks] == [(branch.stem_length, 2), (branch.dense1.in_features,), (164,)]
+    # one mask per layer for every star, scaled by 1/(1 − p)
+    shared = tuple((mask * (1 - P)).flatten(1).repeat(len(h), 1) for mask in masks.values())
+    with torch.no_grad():
+        expected = paper_body(branch, h[:, :LENGTH].transpose(1, 2), shared)
+    torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+    assert not torch.allclose(fast, branch.body(h).detach())  # the masks acted
 
 
 # --- Monte-Carlo passes ------------------------------------------------------------------------------------
@@ -118,11 +177,15 @@ def test_training_path_draws_the_same_masks_and_gives_the_same_gradients(branch)
 
 def test_masked_passes_equal_the_paper_layers_with_the_same_masks(branch):
     h, n_samples = branch.stem(spectra(3)).detach(), 7
-    masks = branch.draw_masks(h, n_samples)
-    assert [m.shape for m in masks] == [(21, 2, N_PIXELS - 7), (21, branch.dense1.in_features), (21, 164)]
-    fast = branch.masked_body(h, masks, n_samples)
+    bits = random_bits(21, branch.mask_widths, Scratch(), h.device, seed=4)
+    masks = split_columns(keep(bits, P, torch.empty(bits.shape)), branch.mask_widths)
+    assert [m.shape for m in masks] == [(21, 2 * 7508), (21, branch.dense1.in_features), (21, 164)]
+    # the masks the training path draws from a seed are these
+    assert all(torch.equal(a, b) for a, b in zip(branch.draw_masks(h, n_samples, seed=4), masks, strict=True))
+    fast = branch.masked_body(h, bits, n_samples)
     with torch.no_grad():
-        expected = paper_body(branch, h.repeat_interleave(n_samples, dim=0), masks)
+        paper_h = h[:, :LENGTH].transpose(1, 2).repeat_interleave(n_samples, dim=0)
+        expected = paper_body(branch, paper_h, masks)
     torch.testing.assert_close(fast, expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
     assert not torch.equal(fast[0], fast[1])  # a star's passes differ
 
@@ -149,8 +212,9 @@ def test_mc_passes_agree_with_dropout_layers_within_monte_carlo_noise():
     n_samples = 600
     with torch.no_grad():  # the fast path: 16-bit masks, blocks of passes
         fast = model(x, n_samples=n_samples)["fakemag"]
-    with torch.enable_grad():  # with gradients on, the passes run through torch's Dropout layers
-        paper = model(x, n_samples=n_samples)["fakemag"].detach()
+        # the paper's layers with torch's Dropout
+        h = paper_stem(model.branch, model.standardise(x)).repeat_interleave(n_samples, dim=0)
+        paper = model.head(paper_body(model.branch, h))[0].view(3, n_samples)
     model.eval()
     noise = torch.sqrt((fast.var(1) + paper.var(1)) / n_samples)
     assert ((fast.mean(1) - paper.mean(1)).abs() < 4 * noise).all()

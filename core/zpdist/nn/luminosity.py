@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional
@@ -22,10 +23,51 @@ from zpdist.nn.device import Scratch, block_rows, conv_rows, map_blocks, matmul_
 
 #: Width of the features a branch hands to a head.
 N_FEATURES = 64
-#: Pooling width after the spectra branch's second convolution.
+#: Pooling width after the spectra branch's second convolution, and the positions per block of its
+#: blocked convolutions (:func:`blocked_conv`).
 POOL = 4
-#: Bits per Monte-Carlo dropout decision (:func:`keep_masks`).
+#: Bits per dropout decision (:func:`random_bits`).
 MASK_BITS = 16
+
+
+def random_bits(
+    n_rows: int, widths: tuple[int, ...], scratch: Scratch | None, device: torch.device, seed: int | None = None
+) -> torch.Tensor:
+    """Random 16-bit integers for the dropout decisions of ``n_rows`` passes through layers of ``widths`` units.
+
+    Drawn from ``seed`` (by default one drawn from torch's global generator, so that ``torch.manual_seed``
+    makes them reproducible): on a CPU by numpy's SFC64 generator, ≈ 1.5× faster per bit than torch's
+    Mersenne twister; elsewhere by a torch generator of the device, in a buffer of ``scratch`` (if given).
+
+    Returns
+    -------
+    Tensor, shape (n_rows, total), int16
+        The layers' columns one after the other (``total``: their sum rounded up to a multiple of 4).
+    """
+    total = -(-sum(widths) // 4) * 4
+    seed = int(torch.randint(2**62, ())) if seed is None else seed
+    if device.type == "cpu":
+        words = np.random.SFC64(seed).random_raw(n_rows * total // 4)
+        return torch.from_numpy(words.view(np.int16)).view(n_rows, total)
+    words = (scratch or Scratch()).get("words", (n_rows * total // 4,), torch.int64, device)
+    words.random_(-(2**63), None, generator=torch.Generator(device).manual_seed(seed))
+    return words.view(torch.int16).view(n_rows, total)
+
+
+def keep(bits: torch.Tensor, p: float, out: torch.Tensor) -> torch.Tensor:
+    """Dropout keep masks (1 kept, 0 dropped, unscaled) from :func:`random_bits`, into ``out`` (any float dtype).
+
+    Each decision compares 16 random bits with round((1 − p) · 2¹⁶), so the rate is p to within 2⁻¹⁷
+    (0.3 becomes 0.300003): ≈ 10× cheaper than ``torch.nn.functional.dropout``'s draws.
+    """
+    threshold = round((1.0 - p) * 2**MASK_BITS) - 2 ** (MASK_BITS - 1)
+    return torch.lt(bits, threshold, out=out)
+
+
+def split_columns(x: torch.Tensor, widths: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """The column blocks of ``widths`` that begin each row of ``x``, as views."""
+    ends = itertools.accumulate(widths)
+    return tuple(x[:, end - width : end] for end, width in zip(ends, widths, strict=True))
 
 
 def keep_masks(
@@ -34,13 +76,10 @@ def keep_masks(
     p: float,
     scratch: Scratch,
     like: torch.Tensor,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
 ) -> tuple[torch.Tensor, ...]:
-    """Dropout keep masks (1 kept, 0 dropped, unscaled) for ``n_rows`` passes through layers of ``widths`` units.
-
-    Each decision compares 16 random bits with round((1 − p) · 2¹⁶), so the rate is p to within 2⁻¹⁷
-    (0.3 becomes 0.300003), and one 64-bit draw of ``generator`` (the global one by default) makes four
-    decisions: ≈ 10× cheaper than ``torch.nn.functional.dropout``'s draws.
+    """Dropout keep masks (1 kept, 0 dropped, unscaled) for ``n_rows`` passes through layers of ``widths`` units:
+    :func:`keep` of :func:`random_bits`.
 
     Returns
     -------
@@ -48,14 +87,99 @@ def keep_masks(
         One (n_rows, width) mask per layer, of the dtype and on the device of ``like``: views into one
         buffer of ``scratch``.
     """
-    total = -(-sum(widths) // 4) * 4
-    words = scratch.get("words", (n_rows * total // 4,), torch.int64, like.device)
-    words.random_(-(2**63), None, generator=generator)
-    keep = scratch.get("keep", (n_rows, total), like.dtype, like.device)
-    threshold = round((1.0 - p) * 2**MASK_BITS) - 2 ** (MASK_BITS - 1)
-    torch.lt(words.view(torch.int16).view(n_rows, total), threshold, out=keep)
-    ends = itertools.accumulate(widths)
-    return tuple(keep[:, end - width : end] for end, width in zip(ends, widths, strict=True))
+    bits = random_bits(n_rows, widths, scratch, like.device, seed)
+    masks = keep(bits, p, scratch.get("keep", bits.shape, like.dtype, like.device))
+    return split_columns(masks, widths)
+
+
+def blocked_weight(weight: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """A Conv1D kernel (C_out, C_in, k ≤ 9) as the kernel of :func:`blocked_conv`, times ``scale``.
+
+    Output channel r·C_out + o is filter o at the block's position r; input channel i·C_in + c is channel
+    c at the block's position i; tap s is the block s after the output's. Shape (4·C_out, 4·C_in, 1, 3).
+    """
+    n_out, n_in, width = weight.shape
+    taps = (weight * scale).transpose(1, 2).reshape(n_out, width * n_in)  # column k·C_in + c
+    span = 3 * POOL  # the positions of three blocks
+    shifted = torch.cat([functional.pad(taps, (r * n_in, (span - width - r) * n_in)) for r in range(POOL)])
+    return shifted.view(POOL * n_out, 3, POOL * n_in).transpose(1, 2).unsqueeze(2).contiguous()
+
+
+def blocked_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A stride-1 Conv1D of ``x`` computed on blocks of 4 positions, positions first (channels last).
+
+    The positions are cut into blocks of 4; the block j of the output (its 4 positions, channels last)
+    depends on the input's blocks j, j + 1 and j + 2, so the convolution is a 3-tap convolution over blocks
+    with 4 × the channels (:func:`blocked_weight`), in oneDNN's and cuDNN's channels-last layout: a
+    1 → 2 or 2 → 4-channel Conv1D runs far below the matmul rate, this form ≈ 5× faster forward and backward.
+
+    Parameters
+    ----------
+    x : Tensor, shape (M, 4 · n_blocks, C_in)
+        Contiguous.
+    weight : Tensor, shape (4 · C_out, 4 · C_in, 1, 3)
+        :func:`blocked_weight` of the Conv1D's kernel.
+    bias : Tensor, shape (4 · C_out,)
+        The Conv1D's bias repeated 4 times.
+
+    Returns
+    -------
+    Tensor, shape (M, n_blocks − 2, 4 · C_out)
+        Output position 4j + r, channel o at [:, j, r · C_out + o], for the positions whose window lies
+        in x.
+    """
+    rows, length, channels = x.shape
+    blocks = x.view(rows, length // POOL, POOL * channels).transpose(1, 2).unsqueeze(2)  # channels last
+    return functional.conv2d(blocks, weight, bias).squeeze(2).transpose(1, 2)
+
+
+class ScaledLinear(torch.autograd.Function):
+    """``scale`` · x @ weightᵀ + bias whose products all run through :func:`zpdist.nn.device.matmul_t`
+    (oneDNN on a CPU: ≈ 2× torch's own matmul on AMD processors), forward and backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.scale = scale
+        out = matmul_t(x, weight)
+        return (out.mul_(scale) if scale != 1.0 else out).add_(bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        scaled = grad * ctx.scale if ctx.scale != 1.0 else grad
+        grad_x = matmul_t(scaled, weight.t()) if ctx.needs_input_grad[0] else None
+        grad_weight = matmul_t(scaled.t(), x.t()) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_weight, grad.sum(0) if ctx.needs_input_grad[2] else None, None
+
+
+class PhaseMax(torch.autograd.Function):
+    """The maximum over the 4 phases (the slowest index of the last axis) of :func:`blocked_conv`'s output:
+    (M, n, 4 · C) → (M, n, C), by pairs; the gradient goes to the first maximal phase, as MaxPool's does."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor) -> torch.Tensor:
+        half = y.shape[-1] // 2
+        pairs = torch.maximum(y[..., :half], y[..., half:])
+        out = torch.maximum(pairs[..., : half // 2], pairs[..., half // 2 :])
+        if ctx.needs_input_grad[0]:  # which of each pair wins, as 1 or 0 (the first on a tie)
+            wins = [y.new_empty((*out.shape[:-1], width)) for width in (half, half // 2)]
+            torch.ge(y[..., :half], y[..., half:], out=wins[0])
+            torch.ge(pairs[..., : half // 2], pairs[..., half // 2 :], out=wins[1])
+            ctx.save_for_backward(*wins)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        wins_first, wins_pairs = ctx.saved_tensors
+        quarter = grad.shape[-1]
+        to_pairs = grad.new_empty(*grad.shape[:-1], 2 * quarter)
+        torch.mul(grad, wins_pairs, out=to_pairs[..., :quarter])
+        torch.sub(grad, to_pairs[..., :quarter], out=to_pairs[..., quarter:])
+        to_phases = grad.new_empty(*grad.shape[:-1], 4 * quarter)
+        torch.mul(to_pairs, wins_first, out=to_phases[..., : 2 * quarter])
+        torch.sub(to_pairs, to_phases[..., : 2 * quarter], out=to_phases[..., 2 * quarter :])
+        return to_phases
 
 
 def _blocks(n_stars: int, n_samples: int, rows: int) -> list[tuple[slice, int, int]]:
@@ -71,14 +195,16 @@ def _blocks(n_stars: int, n_samples: int, rows: int) -> list[tuple[slice, int, i
 class SpectraBranch(nn.Module):
     """Conv1D(2, 8) → dropout → Conv1D(4, 8) → MaxPool(4) → dropout → Dense(164) → dropout → Dense(64).
 
-    The second convolution and its pooling run as one stride-4 convolution (:meth:`pooled_conv`).
-    Monte-Carlo passes without gradients (:meth:`sample_body`) draw their dropout masks 16 bits at a time
-    (:func:`keep_masks`) and apply them as multiplications, the scale 1/(1 − p) folded into the weights,
-    in blocks of rows that stay in the cache (:meth:`masked_body`).
+    Both convolutions run as convolutions over blocks of 4 positions (:func:`blocked_conv`); the stem's
+    output, the first dropout layer's units, is laid out positions first with the positions padded to
+    a multiple of 4. Dropout multiplies by keep masks of 16-bit decisions (:func:`keep`), the scale
+    1/(1 − p) folded into the next layer, in training as in Monte-Carlo passes; those (:meth:`sample_body`)
+    run without gradients in blocks of rows that stay in the cache (:meth:`masked_body`).
     """
 
     def __init__(self, n_pixels: int, dropout: float):
         super().__init__()
+        self.n_pixels = n_pixels
         self.conv1 = nn.Conv1d(1, 2, kernel_size=8)
         self.conv2 = nn.Conv1d(2, 4, kernel_size=8)
         n_flat = 4 * ((n_pixels - 14) // POOL)
@@ -86,103 +212,127 @@ class SpectraBranch(nn.Module):
         self.dense2 = nn.Linear(164, N_FEATURES)
         self.dropout = nn.Dropout(dropout)
 
+    @property
+    def stem_length(self) -> int:
+        """Positions of the stem's output: those of Conv1D(2, 8) rounded up to a multiple of 4."""
+        return -(-(self.n_pixels - self.conv1.kernel_size[0] + 1) // POOL) * POOL
+
     def stem(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic part: ReLU(Conv1D(2, 8)), (N, 7514) → (N, 2, 7507).
+        """Deterministic part: ReLU(Conv1D(2, 8)), (N, n_pixels) → (N, :attr:`stem_length`, 2), positions first.
 
-        Computed as one stride-4 convolution with 8 output channels, channel 2r + c being filter c at the
-        positions 4j + r (see :meth:`pooled_conv`): the same numbers up to float rounding, ≈ 3× faster;
-        in blocks of :func:`zpdist.nn.device.block_rows` stars.
+        The positions past Conv1D's n_pixels − 7 are padding, which the body never reads.
         """
-        out = x.shape[1] - self.conv1.kernel_size[0] + 1
-        phases = torch.cat([functional.pad(self.conv1.weight, (r, POOL - 1 - r)) for r in range(POOL)])
-        bias = self.conv1.bias.repeat(POOL)
+        n_blocks = self.stem_length // POOL + 2
+        padded = functional.pad(x, (0, POOL * n_blocks - x.shape[1])).unsqueeze(2)
+        weight, bias = blocked_weight(self.conv1.weight), self.conv1.bias.repeat(POOL)
+        return torch.relu(blocked_conv(padded, weight, bias)).reshape(len(x), -1, self.conv1.out_channels)
 
-        def block(part: torch.Tensor) -> torch.Tensor:
-            padded = functional.pad(part, (0, -out % POOL)).unsqueeze(1)
-            y = functional.conv1d(padded, phases, bias, stride=POOL)  # (n, 8, ⌈out / 4⌉)
-            return y.unflatten(1, (POOL, -1)).permute(0, 2, 3, 1).flatten(2)[..., :out]  # (n, 2, out)
-
-        return torch.relu(torch.cat([block(part) for part in x.split(block_rows(x.device))]))
+    def conv2_weights(self, scale: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`blocked_weight` of Conv1D(4, 8)'s kernel times ``scale`` and its bias repeated, in ``dtype``."""
+        return blocked_weight(self.conv2.weight, scale).to(dtype), self.conv2.bias.to(dtype).repeat(POOL)
 
     def pooled_conv(
-        self, x: torch.Tensor, input_scale: float = 1.0, out: torch.Tensor | None = None, scratch: Scratch | None = None
+        self,
+        x: torch.Tensor,
+        weights: tuple[torch.Tensor, torch.Tensor] | None = None,
+        out: torch.Tensor | None = None,
+        scratch: Scratch | None = None,
     ) -> torch.Tensor:
-        """MaxPool(4) of Conv1D(4, 8) of ``input_scale`` · x, before the ReLU (which commutes with the pooling).
+        """MaxPool(4) of Conv1D(4, 8) of x, before the ReLU (which commutes with the pooling).
 
-        One stride-4 convolution with 16 output channels, channel 4r + o being filter o at the positions
-        4j + r (its kernel shifted by r in an 11-wide window), so the pooling is a maximum over the four
-        phases r. It runs channels-last, the layout of oneDNN and cuDNN: the 2 → 4-channel convolution
-        runs far below the matmul rate, and this form gives its numbers, up to float rounding, ≈ 4×
-        faster forward and backward and ≈ 20× faster in Monte-Carlo passes.
+        The convolution's outputs at the four positions of a pooling window are the four phases of one
+        block of :func:`blocked_conv`, so the pooling is a maximum over phases, by pairs.
 
         Parameters
         ----------
-        x : Tensor, shape (M, L, 2)
-            The convolution's input, positions first (channels last).
-        input_scale : float
-        out : Tensor, shape (M, 4, (L − 7) // 4), optional
-            Where the result goes, then without gradients (maxima by pairs of phases, in buffers of
-            ``scratch``). Without, a max-pooling over the phases, whose gradient goes to one phase as
-            MaxPool's does.
+        x : Tensor, shape (M, :attr:`stem_length`, 2)
+            The convolution's input, positions first, contiguous.
+        weights : tuple of Tensor, optional
+            :meth:`conv2_weights` (by default with scale 1 in x's dtype).
+        out : Tensor, shape (M, 4, n_pool), optional
+            Where the result goes, then without gradients (in buffers of ``scratch``).
         scratch : Scratch, optional
 
         Returns
         -------
-        Tensor, shape (M, 4, (L − 7) // 4)
+        Tensor, shape (M, n_pool, 4) without ``out`` (positions first), else ``out``
         """
-        rows, length, channels = x.shape
-        weight = (self.conv2.weight * input_scale).to(x.dtype)
-        phases = torch.cat([functional.pad(weight, (r, POOL - 1 - r)) for r in range(POOL)]).unsqueeze(2)
-        bias = self.conv2.bias.to(x.dtype).repeat(POOL)
-        y = functional.conv2d(x.view(rows, 1, length, channels).permute(0, 3, 1, 2), phases, bias, stride=(1, POOL))
-        y = y.permute(0, 2, 3, 1).flatten(1, 2)  # (M, n_pool, 16): a view of the channels-last result
-        (n_pool, width), filters = y.shape[1:], self.conv2.out_channels
+        y = blocked_conv(x, *(weights or self.conv2_weights(1.0, x.dtype)))  # (M, blocks, 4 phases × 4 filters)
+        n_pool, half = self.dense1.in_features // self.conv2.out_channels, y.shape[2] // 2
+        y = y[:, :n_pool]
         if out is None:
-            by_phase = y.unflatten(2, (POOL, filters)).permute(0, 3, 1, 2)  # (M, filters, n_pool, phases)
-            return functional.max_pool2d(by_phase, (1, POOL)).squeeze(3)
-        pairs = (scratch or Scratch()).get("pairs", (rows, n_pool, width // 2), y.dtype, y.device)
-        torch.maximum(y[..., : width // 2], y[..., width // 2 :], out=pairs)
-        torch.maximum(pairs[..., :filters], pairs[..., filters:], out=out.transpose(1, 2))
+            return PhaseMax.apply(y)
+        pairs = (scratch or Scratch()).get("pairs", (len(x), n_pool, half), y.dtype, y.device)
+        torch.maximum(y[..., :half], y[..., half:], out=pairs)
+        torch.maximum(pairs[..., : half // 2], pairs[..., half // 2 :], out=out.transpose(1, 2))
         return out
 
-    def body(self, h: torch.Tensor) -> torch.Tensor:
-        """Stochastic part: stem output (N, 2, L) → (N, 64) features; the convolution in blocks of
-        :func:`zpdist.nn.device.block_rows` stars. Each dropout layer draws its mask for all N stars at once,
-        as torch's Dropout after the paper's layers would."""
-        blocks = self.dropout(h).split(block_rows(h.device))
-        x = torch.cat([torch.relu(self.pooled_conv(part.transpose(1, 2).contiguous())).flatten(1) for part in blocks])
-        x = self.dropout(torch.relu(self.dense1(self.dropout(x))))
-        return torch.relu(self.dense2(x))
+    @property
+    def mask_widths(self) -> tuple[int, int, int]:
+        """Units of the three dropout layers: the stem's output (positions first), the pooled features in
+        dense1's order (filter, position), dense1's output."""
+        return self.stem_length * self.conv1.out_channels, self.dense1.in_features, self.dense1.out_features
+
+    def body(self, h: torch.Tensor, masks: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        """Stochastic part: stem output (N, :attr:`stem_length`, 2) → (N, 64) features, with gradients; the
+        convolution in blocks of :func:`zpdist.nn.device.block_rows` stars.
+
+        Parameters
+        ----------
+        h : Tensor
+        masks : tuple of Tensor, optional
+            Keep masks of the three dropout layers (:meth:`draw_masks`). Without, they are drawn from torch's
+            global generator when dropout is active; when it is not, the inputs of the three layers pass
+            through the ``dropout`` module (an identity then, which forward hooks may replace, as
+            :func:`zpdist.nn.offset_fit.shared_dropout_masks` does).
+        """
+        if masks is None and self.dropout.training:
+            masks = self.draw_masks(h, 1)
+        scale = 1.0 / (1.0 - self.dropout.p) if masks is not None else 1.0
+        first, pooled_keep, hidden_keep = masks if masks is not None else (None, None, None)
+
+        def dropped(x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+            return self.dropout(x) if keep is None else x * keep.view(x.shape)
+
+        weights, rows = self.conv2_weights(scale, h.dtype), block_rows(h.device)
+        blocks = [slice(start, start + rows) for start in range(0, len(h), rows)]  # bounds the convolution's memory
+        x = torch.cat([self.pooled_conv(dropped(h[b], None if first is None else first[b]), weights) for b in blocks])
+        x = dropped(torch.relu(x).transpose(1, 2).flatten(1), pooled_keep)
+        x = dropped(torch.relu(ScaledLinear.apply(x, *self._dense1(x), scale)), hidden_keep)
+        return torch.relu(functional.linear(x, self.dense2.weight * scale, self.dense2.bias))
+
+    def _dense1(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first dense layer's weight and bias in the dtype of ``like``."""
+        return self.dense1.weight.to(like.dtype), self.dense1.bias.to(like.dtype)
 
     def draw_masks(
-        self, h: torch.Tensor, n_samples: int, scratch: Scratch | None = None, generator: torch.Generator | None = None
+        self, h: torch.Tensor, n_samples: int, scratch: Scratch | None = None, seed: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keep masks (0 or 1, in h's dtype) of the three dropout layers for ``n_samples`` passes of each star of h.
 
         Returns
         -------
         tuple of Tensor
-            Shapes (M, 2, L), (M, n_flat) and (M, 164) for the M = len(h) · n_samples passes, h being
-            the stem's output of shape (len(h), 2, L). The first is laid out positions first, as
-            :meth:`masked_body` uses it.
+            Shapes (M, :attr:`stem_length` · 2) (positions first), (M, n_flat) (dense1's order) and (M, 164)
+            for the M = len(h) · n_samples passes.
         """
-        rows, (channels, length) = len(h) * n_samples, h.shape[1:]
-        widths = (length * channels, self.dense1.in_features, self.dense1.out_features)
-        first, pooled, hidden = keep_masks(rows, widths, self.dropout.p, scratch or Scratch(), h, generator)
-        return first.unflatten(1, (length, channels)).transpose(1, 2), pooled, hidden
+        return keep_masks(len(h) * n_samples, self.mask_widths, self.dropout.p, scratch or Scratch(), h, seed)
 
     @torch.no_grad()
     def masked_body(
-        self, h: torch.Tensor, masks: tuple[torch.Tensor, ...], n_samples: int, scratch: Scratch | None = None
+        self, h: torch.Tensor, bits: torch.Tensor, n_samples: int, scratch: Scratch | None = None
     ) -> torch.Tensor:
-        """:meth:`body` with ``masks`` (:meth:`draw_masks`) in place of the dropout layers, in h's dtype, no gradients.
+        """:meth:`body` with the keep masks of ``bits`` in place of the dropout layers, in h's dtype, no gradients.
+
+        The masks are made block by block of :func:`zpdist.nn.device.conv_rows` passes, where the
+        convolution's input and output stay in the cache.
 
         Parameters
         ----------
-        h : Tensor, shape (N, 2, L)
+        h : Tensor, shape (N, :attr:`stem_length`, 2)
             Stem output of N stars.
-        masks : tuple of Tensor
-            Keep masks for the N · n_samples passes, the passes of a star consecutive.
+        bits : Tensor, shape (N · n_samples, total), int16
+            :func:`random_bits` for :attr:`mask_widths`, the passes of a star consecutive.
         n_samples : int
         scratch : Scratch, optional
             Where the intermediate results go (fresh memory without).
@@ -191,29 +341,32 @@ class SpectraBranch(nn.Module):
         -------
         Tensor, shape (N · n_samples, 64)
         """
-        scratch, (first, pooled_keep, hidden_keep) = scratch or Scratch(), masks
-        (n, channels, length), like = h.shape, {"dtype": h.dtype, "device": h.device}
-        rows, scale = n * n_samples, 1.0 / (1.0 - self.dropout.p)
-        pooled = scratch.get("features", (rows, self.dense1.in_features), **like)
-        positions_first = h.transpose(1, 2).contiguous()  # (N, L, 2), the layout of the masks and the convolution
+        scratch, p = scratch or Scratch(), self.dropout.p
+        (n, length, channels), like = h.shape, {"dtype": h.dtype, "device": h.device}
+        rows, scale, (width, n_flat, _) = n * n_samples, 1.0 / (1.0 - p), self.mask_widths
+        first, pooled_bits, hidden_bits = split_columns(bits, self.mask_widths)
+        pooled = scratch.get("features", (rows, n_flat), **like)
+        weights = self.conv2_weights(scale, h.dtype)
         for stars, first_pass, passes in _blocks(n, n_samples, conv_rows(h.device)):
             first_row, n_stars = stars.start * n_samples + first_pass, stars.stop - stars.start
             part = slice(first_row, first_row + n_stars * passes)
-            x = scratch.get("x", (n_stars, passes, length, channels), **like)
-            masks_part = first[part].transpose(1, 2).unflatten(0, (n_stars, passes))
-            torch.mul(masks_part, positions_first[stars].unsqueeze(1), out=x)
-            self.pooled_conv(x.flatten(0, 1), scale, pooled[part].unflatten(1, (4, -1)), scratch)
-        x = pooled.relu_().mul_(pooled_keep)
-        x = matmul_t(x, self.dense1.weight.to(h.dtype)).mul_(scale).add_(self.dense1.bias.to(h.dtype))
-        x = x.relu_().mul_(hidden_keep)
+            x = scratch.get("x", (n_stars, passes, width), **like)
+            keep(first[part].view(n_stars, passes, width), p, x).mul_(h[stars].view(n_stars, 1, width))
+            out = pooled[part].view(-1, self.conv2.out_channels, n_flat // self.conv2.out_channels)
+            self.pooled_conv(x.view(-1, length, channels), weights, out, scratch).relu_()
+            pooled[part].mul_(keep(pooled_bits[part], p, scratch.get("keep", (len(out), n_flat), **like)))
+        weight, bias = self._dense1(h)
+        x = matmul_t(pooled, weight).mul_(scale).add_(bias).relu_()
+        x.mul_(keep(hidden_bits, p, scratch.get("hidden", x.shape, **like)))
         return torch.addmm(self.dense2.bias.to(h.dtype), x, self.dense2.weight.T.to(h.dtype), alpha=scale).relu_()
 
     def sample_body(self, h: torch.Tensor, n_samples: int) -> torch.Tensor:
-        """``n_samples`` passes of :meth:`body` per star: (N, 2, L) → (N · n_samples, 64), a star's passes in a row.
+        """``n_samples`` passes of :meth:`body` per star: (N, :attr:`stem_length`, 2) → (N · n_samples, 64), a
+        star's passes in a row.
 
         With dropout active and gradients off, the passes run through :meth:`masked_body` in blocks of
-        :func:`zpdist.nn.device.block_rows` rows, in the autocast dtype if autocast is on; otherwise
-        through :meth:`body` (with dropout off every pass is the same).
+        :func:`zpdist.nn.device.block_rows` rows, side by side on the CPU's threads, in the autocast dtype
+        if autocast is on; otherwise through :meth:`body` (with dropout off every pass is the same).
         """
         if n_samples == 1:
             return self.body(h)
@@ -228,8 +381,8 @@ class SpectraBranch(nn.Module):
 
         def passes_of(job: tuple[tuple[torch.Tensor, int], int], scratch: Scratch) -> torch.Tensor:
             (stars, passes), seed = job
-            generator = torch.Generator(h.device).manual_seed(seed)
-            return self.masked_body(stars, self.draw_masks(stars, passes, scratch, generator), passes, scratch)
+            bits = random_bits(len(stars) * passes, self.mask_widths, scratch, h.device, seed)
+            return self.masked_body(stars, bits, passes, scratch)
 
         return torch.cat(map_blocks(passes_of, list(zip(jobs, seeds, strict=True)), h.device))
 

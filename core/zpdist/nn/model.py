@@ -163,9 +163,13 @@ class ZeroPointNet(nn.Module):
         """Spectra or labels standardised with the training statistics."""
         return (inputs - self.input_mean) / self.input_std
 
+    def penalised_weights(self) -> list[nn.Parameter]:
+        """The parameters of the L2 term: the weights, biases and the offset excluded."""
+        return [p for name, p in self.named_parameters() if name.endswith("weight")]
+
     def weight_penalty(self) -> torch.Tensor:
         """Sum of squared weights (for the L2 term), biases and the offset excluded."""
-        return sum((p**2).sum() for name, p in self.named_parameters() if name.endswith("weight"))
+        return sum((p**2).sum() for p in self.penalised_weights())
 
     def _body(self, h: torch.Tensor, n_samples: int, body_dtype: torch.dtype | None) -> torch.Tensor:
         """``n_samples`` passes of the branch's stochastic body per star, under autocast to ``body_dtype`` when
