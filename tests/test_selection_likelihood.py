@@ -18,6 +18,7 @@ from zpdist.mock.galaxy import draw_galaxy_positions
 from zpdist.nn.distance_prior import DistancePrior, sightlines
 from zpdist.nn.loss import ParallaxLikelihood, parallax_nll, selection_aware_nll
 from zpdist.nn.offset_fit import fit_offset_level, fit_offset_level_newton
+from zpdist.nn.selection_distance import selection_aware_distance
 
 TRUE_OFFSET_MAS = -0.050
 SUN = (-8.125, 0.0, 0.0208)
@@ -87,7 +88,7 @@ def _magnitude_limited_toy(seed: int, n: int, k_limit: float = 10.0, scatter: fl
                 "fakemag": l_mean[keep], "fakemag_pred_var": (scatter * l_mean[keep]) ** 2, "k_corr": k_corr[keep],
                 "parallax": 1.0 / d_kpc[keep] + TRUE_OFFSET_MAS + error * rng.normal(size=keep.sum()),
                 "parallax_error": error, "sightline": sightlines(glon[keep], glat[keep]),
-                "offset": np.zeros(keep.sum()),
+                "offset": np.zeros(keep.sum()), "true_distance_pc": 1000.0 * d_kpc[keep],
             }
         )  # fmt: skip
     return {key: np.concatenate([p[key] for p in parts])[:n] for key in parts[0]}
@@ -125,3 +126,24 @@ def test_lognormal_scatter_pulls_further_than_the_gaussian():
     gaussian = selection_aware_nll(*star.values(), line, DistancePrior(SUN))
     lognormal = selection_aware_nll(*star.values(), line, DistancePrior(SUN), lognormal=True)
     assert float(lognormal) < float(gaussian)
+
+
+def test_selection_aware_distance_with_a_flat_prior_is_one_over_the_network_parallax():
+    fakemag, k_corr = np.array([100.0, 40.0]), np.array([10.0, 11.0])
+    line = sightlines(np.array([30.0, 200.0]), np.array([2.0, 40.0]))
+    distance, error = selection_aware_distance(fakemag, 0.01 * fakemag, k_corr, line, FlatPrior(SUN))
+    expected = 1000.0 / (fakemag * 10.0 ** (-0.2 * k_corr))  # pc
+    assert distance == pytest.approx(expected, rel=1e-3)
+    assert error == pytest.approx(0.01 * expected, rel=0.02)  # σ_d/d = σ_L/L for a narrow scatter
+
+
+def test_selection_aware_distances_are_unbiased_where_the_population_l_gives_short_ones():
+    star = _magnitude_limited_toy(7, 3000)
+    scale = 10.0 ** (-0.2 * star["k_corr"])
+    distance, error = selection_aware_distance(
+        star["fakemag"], np.sqrt(star["fakemag_pred_var"]), star["k_corr"], star["sightline"], DistancePrior(SUN)
+    )
+    alone = 1000.0 / (star["fakemag"] * scale)
+    truth = star["true_distance_pc"]
+    assert np.median((alone - truth) / error) < -0.4  # the population's L: distant survivors are luminous
+    assert abs(np.median((distance - truth) / error)) < 0.1

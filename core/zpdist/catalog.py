@@ -49,6 +49,7 @@ def build_catalog(
     frame: GalactocentricFrameConfig,
     offset_level_error: float = 0.0,
     offset_after_l21: bool = False,
+    distance: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Assemble the catalog from the canonical input table and the Monte-Carlo predictions.
 
@@ -67,6 +68,10 @@ def build_catalog(
     offset_after_l21 : bool
         The model was trained with ``parallax_correction = "l21"``: its Δϖ is the offset left after the
         Lindegren et al. (2021) correction, so ``parallax_corrected`` subtracts both.
+    distance : tuple of ndarray, optional
+        Each star's NN distance and its error (pc) when they are not 1/ϖ_NN: for a model trained with the
+        selection-aware likelihood, the mean and spread over its prior
+        (:func:`zpdist.nn.selection_distance.selection_aware_distance`); NaN rows keep 1/ϖ_NN.
 
     Returns
     -------
@@ -88,8 +93,12 @@ def build_catalog(
     out["fakemag_error"] = fakemag_error
     out["fakemag_model_error"] = fakemag_model_error
     dist = fakemag_to_distance(fakemag, k_corr)
+    dist_error = fakemag_to_distance_error(fakemag, fakemag_error, dist)
+    if distance is not None:
+        known = np.isfinite(distance[0])
+        dist, dist_error = np.where(known, distance[0], dist), np.where(known, distance[1], dist_error)
     out["dist"] = dist
-    out["dist_error"] = fakemag_to_distance_error(fakemag, fakemag_error, dist)
+    out["dist_error"] = dist_error
     out["dist_model_error"] = fakemag_to_distance_error(fakemag, fakemag_model_error, dist)
     out["nn_parallax"] = fakemag_to_parallax(fakemag, k_corr)
     out["nn_parallax_error"] = fakemag_to_parallax(fakemag_error, k_corr)

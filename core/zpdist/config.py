@@ -108,14 +108,18 @@ class TrainConfig:
         selection-aware likelihood, which marginalises each star's luminosity scatter with a distance prior
         from a Galactic density model at the star's apparent magnitude (:mod:`zpdist.nn.loss`); under a
         magnitude limit the paper's objective biases Δϖ wherever the inputs leave luminosity scatter.
-        Needs GLON/GLAT (or RA/DEC) per star.
+        Needs GLON/GLAT (or RA/DEC) per star; without them training falls back to the paper's, with a warning.
+        With ``outlier_fraction = 0.01`` and a lognormal scatter it is the better calibrated on the realistic
+        mock in labels mode (docs/method.md §12); in spectra mode it is not yet calibrated, so the paper's
+        stays the default.
     outlier_fraction : float
         Either likelihood is mixed with a broad component (20× each star's total uncertainty) holding this
         fraction of the parallaxes (:func:`zpdist.nn.loss.with_outliers`): a few spurious Gaia parallaxes then
-        cannot pull the offset. 0: the likelihood alone, as in the paper.
+        cannot pull the offset. 0 (the default): the likelihood alone, as in the paper.
     luminosity_scatter : {"gaussian", "lognormal"}
         Shape of each star's luminosity scatter about the network's L in the selection-aware likelihood:
-        Gaussian in L (the paper's), or lognormal with median L (multiplicative, as from mass or log g errors).
+        Gaussian in L (the paper's), or lognormal with median L (multiplicative, as from mass or log g errors;
+        the default).
     network_draws : int
         Draws of the luminosity network (one dropout mask shared by every star) over which the offset's
         level is re-solved; their spread is the level's network error (0: not computed).
@@ -150,7 +154,7 @@ class TrainConfig:
     parallax_correction: Literal["none", "l21"] = "none"
     likelihood: Literal["selection", "paper"] = "paper"
     outlier_fraction: float = 0.0
-    luminosity_scatter: Literal["gaussian", "lognormal"] = "gaussian"
+    luminosity_scatter: Literal["gaussian", "lognormal"] = "lognormal"
     network_draws: int = 30
 
     def __post_init__(self) -> None:

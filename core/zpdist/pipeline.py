@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
@@ -20,13 +21,32 @@ from zpdist.io.spectra import MAX_NONFINITE_FRACTION, SpectraError, SpectraReade
 from zpdist.io.tables import read_table
 from zpdist.nn import data
 from zpdist.nn.device import default_mc_rows, resolve_device, resolve_precision
+from zpdist.nn.distance_prior import DistancePrior
 from zpdist.nn.infer import MCPrediction, load_model, mc_predict
 from zpdist.nn.model import ZeroPointNet
 from zpdist.nn.offset_export import level_error_mas
+from zpdist.nn.selection_distance import selection_aware_distance
 from zpdist.units import pc_to_kpc
 
 #: Spectra rows read from disk per inference step.
 SPECTRA_CHUNK_ROWS = 2048
+
+
+def _selection_aware_distances(
+    table: pd.DataFrame, prediction: MCPrediction, train: dict, frame: GalactocentricFrameConfig
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """For a model trained with the selection-aware likelihood, each star's distance and error over that
+    likelihood's prior (docs/method.md §12); None for the paper's, or without sky positions."""
+    if train.get("likelihood") != "selection":
+        return None
+    lines = data.sightlines_of(table, np.arange(len(table)))
+    if lines is None:
+        return None
+    prior = DistancePrior.from_frame(frame)
+    lognormal = train.get("luminosity_scatter") == "lognormal"
+    return selection_aware_distance(
+        prediction.fakemag, prediction.fakemag_error, table["k_corr"].to_numpy(float), lines, prior, lognormal
+    )
 
 
 def predict_catalog(
@@ -82,7 +102,8 @@ def predict_catalog(
             raise InputError(f"{run_dir}: this is a spectra-mode model; give --spectra FILE")
         _predict_spectra(model, spectra_path, offsets, prediction, mc_samples, torch_device, precision, progress, log)
     after_l21 = meta["train"].get("parallax_correction", "none") == "l21"
-    catalog = build_catalog(table, prediction, frame, level_error_mas(meta["summary"]), after_l21)
+    distance = _selection_aware_distances(table, prediction, meta["train"], frame)
+    catalog = build_catalog(table, prediction, frame, level_error_mas(meta["summary"]), after_l21, distance)
     metadata = {
         "model": {"run_dir": str(Path(run_dir).resolve()), **meta["summary"], "mode": model.config.mode,
                   "offset_model": model.config.offset_model, "label_columns": meta["label_columns"]},

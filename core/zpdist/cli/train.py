@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--likelihood", choices=("selection", "paper"),
         help="selection: marginalise each star's luminosity scatter with a distance prior from a Galactic density "
         "model at its apparent magnitude, which removes the bias a magnitude limit gives the paper's objective "
-        "(needs GLON/GLAT or RA/DEC); paper: Leung & Bovy's Gaussian in parallax. Default "
+        "(needs GLON/GLAT or RA/DEC, else the paper's is used); paper: Leung & Bovy's Gaussian in parallax. Default "
         f"{d.likelihood}",
     )  # fmt: skip
     p.add_argument(

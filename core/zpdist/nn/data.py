@@ -101,27 +101,16 @@ def offset_inputs(table: pd.DataFrame, rows: np.ndarray | None = None) -> np.nda
     )
 
 
-def sightlines_of(table: pd.DataFrame, rows: np.ndarray, required: bool) -> np.ndarray | None:
+def sightlines_of(table: pd.DataFrame, rows: np.ndarray) -> np.ndarray | None:
     """Unit vectors (N, 3) towards the stars at ``rows``, from ``glon``/``glat`` or else ``ra``/``dec`` (ICRS, deg);
-    None if the table has neither pair and they are not ``required``.
-
-    Raises
-    ------
-    InputError
-        If they are ``required`` (the selection-aware likelihood needs each star's sightline) and absent.
-    """
+    None if the table has neither pair."""
     frame = table.iloc[rows]
     if "glon" in frame and "glat" in frame:
         return sightlines(frame["glon"].to_numpy(float), frame["glat"].to_numpy(float))
     if "ra" in frame and "dec" in frame:
         sky = SkyCoord(frame["ra"].to_numpy(float) * u.deg, frame["dec"].to_numpy(float) * u.deg).galactic
         return sightlines(sky.l.deg, sky.b.deg)
-    if not required:
-        return None
-    raise InputError(
-        "the selection-aware likelihood needs each star's position: the table has neither GLON/GLAT nor RA/DEC "
-        "(add them, or train with --likelihood paper)"
-    )
+    return None
 
 
 def spectra_inputs(spectra_path: str | os.PathLike, n_table_rows: int, rows: np.ndarray) -> np.ndarray:

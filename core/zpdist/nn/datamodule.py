@@ -141,7 +141,7 @@ class StarData(ABC):
         self.parallax = table["parallax"].to_numpy()[rows]
         self.parallax_error = table["parallax_error"].to_numpy()[rows]
         offsets = data.offset_inputs(table, rows) if config.offset_model == "multivariate" else None
-        lines = data.sightlines_of(table, rows, required=config.likelihood == "selection")
+        lines = data.sightlines_of(table, rows)
         self._columns = _Columns(
             None if offsets is None else _tensor(offsets, device),
             _tensor(self.k_corr, device),

@@ -83,21 +83,21 @@ def mean_parallax_nll(
     return PAPER_LIKELIHOOD.mean_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset)
 
 
-def _log_prior_weight(prior: DistancePrior, sightline: torch.Tensor, true_parallax: torch.Tensor) -> torch.Tensor:
+def log_prior_weight(prior: DistancePrior, sightline: torch.Tensor, true_parallax: torch.Tensor) -> torch.Tensor:
     """ln[ρ(d)·d³] at d = 1/ϖ (ϖ in mas, d in kpc); :data:`_NO_DISTANCE` where ϖ ≤ 0."""
     positive = true_parallax > 0
     weight = prior.log_weight(sightline[:, None, :], 1.0 / true_parallax.clamp_min(1e-6))
     return torch.where(positive, weight, torch.full_like(weight, _NO_DISTANCE))
 
 
-def _nodes(centre: torch.Tensor, width: torch.Tensor, span: float, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def quadrature_nodes(centre: torch.Tensor, width: torch.Tensor, span: float, n: int):
     """``n`` equally spaced nodes over centre ± span·width per star (no gradient) and ln of their spacing."""
     unit = torch.linspace(-span, span, n, device=centre.device, dtype=centre.dtype)
     nodes = (centre[:, None] + width[:, None] * unit).detach()
     return nodes, torch.log(2.0 * span * width.detach() / (n - 1))
 
 
-def _log_scatter(true_parallax: torch.Tensor, mean: torch.Tensor, width: torch.Tensor, lognormal: bool):
+def log_scatter(true_parallax: torch.Tensor, mean: torch.Tensor, width: torch.Tensor, lognormal: bool):
     """ln of the luminosity scatter's density in ϖ_t at the nodes ``true_parallax`` (N, n), without 1/√(2π):
     Gaussian N(ϖ̂, σ), or lognormal with median ϖ̂ and ln-width σ/ϖ̂ (zero density at ϖ_t ≤ 0)."""
     if not lognormal:
@@ -114,17 +114,16 @@ def _log_normalisation(
     """ln ∫ p_scatter(ϖ_t) ρ d³ dϖ_t (without 1/√(2π)), by nodes over ± :data:`PRIOR_SPAN` of the scatter (in
     ln ϖ_t for the lognormal)."""
     if not lognormal:
-        nodes, log_step = _nodes(mean, width, PRIOR_SPAN, PRIOR_NODES)
+        nodes, log_step = quadrature_nodes(mean, width, PRIOR_SPAN, PRIOR_NODES)
         return (
-            torch.logsumexp(_log_scatter(nodes, mean, width, False) + _log_prior_weight(prior, line, nodes), 1)
-            + log_step
+            torch.logsumexp(log_scatter(nodes, mean, width, False) + log_prior_weight(prior, line, nodes), 1) + log_step
         )
     relative = width / mean.clamp_min(1e-12)
     unit = torch.linspace(-PRIOR_SPAN, PRIOR_SPAN, PRIOR_NODES, device=mean.device, dtype=mean.dtype)
     nodes = mean[:, None] * torch.exp(relative[:, None] * unit)
     log_step = torch.log(2.0 * PRIOR_SPAN * relative / (PRIOR_NODES - 1))  # in ln ϖ_t, where the density is N/σ_ln
     log_density = -0.5 * unit**2 - torch.log(relative)[:, None]
-    return torch.logsumexp(log_density + _log_prior_weight(prior, line, nodes), dim=1) + log_step
+    return torch.logsumexp(log_density + log_prior_weight(prior, line, nodes), dim=1) + log_step
 
 
 def selection_aware_nll(
@@ -179,10 +178,10 @@ def selection_aware_nll(
     spread = precision**-0.5
     centre = (mean.detach() * width.detach() ** -2 + observed.detach() * error**-2) / precision
     centre = torch.maximum(centre, 0.5 * POSTERIOR_SPAN * spread)  # half the nodes at ϖ_t > 0, even for outliers
-    nodes, log_step = _nodes(centre, spread, POSTERIOR_SPAN, POSTERIOR_NODES)
-    log_scatter = _log_scatter(nodes, mean, width, lognormal)
+    nodes, log_step = quadrature_nodes(centre, spread, POSTERIOR_SPAN, POSTERIOR_NODES)
+    log_spread = log_scatter(nodes, mean, width, lognormal)
     log_like = -0.5 * ((observed[:, None] - nodes) / error[:, None]) ** 2 - torch.log(error)[:, None]
-    log_joint = torch.logsumexp(log_scatter + log_like + _log_prior_weight(prior, line, nodes), dim=1) + log_step
+    log_joint = torch.logsumexp(log_spread + log_like + log_prior_weight(prior, line, nodes), dim=1) + log_step
     aware = (
         _log_normalisation(prior, line, mean, width, lognormal) - log_joint
     )  # their Gaussians lack 1/√(2π): the −½ ln 2π of ℓ is already there

@@ -344,6 +344,10 @@ def train(
     checkpoint = Checkpoint(staging / CHECKPOINT_FILE, config, inputs)
     settings = settings or ZpdistConfig(training=config.cuts, train=config)
     likelihood = training_likelihood(config, settings.frame)
+    if likelihood.prior is not None and not stars.has_sightlines:
+        log(f"warning: {table_path} has neither GLON/GLAT nor RA/DEC: the selection-aware likelihood falls back to "
+            "the paper's (the magnitude limit may then bias the offset)")  # fmt: skip
+        likelihood = replace(likelihood, prior=None)
     trainer = _trainer(model, stars, config, checkpoint, progress, log, likelihood)
     source = _resume_source(staging, out_dir, log) if resume else None
     if source is None:
