@@ -147,3 +147,13 @@ def test_selection_aware_distances_are_unbiased_where_the_population_l_gives_sho
     truth = star["true_distance_pc"]
     assert np.median((alone - truth) / error) < -0.4  # the population's L: distant survivors are luminous
     assert abs(np.median((distance - truth) / error)) < 0.1
+
+
+def test_lognormal_star_without_a_positive_luminosity_keeps_the_papers_likelihood():
+    star = _stars(2)
+    star["fakemag"] = torch.tensor([-5.0, 100.0], dtype=torch.float64, requires_grad=True)
+    line = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    values = selection_aware_nll(*star.values(), line, DistancePrior(SUN), lognormal=True)
+    values.sum().backward()
+    assert float(values[0]) == pytest.approx(float(parallax_nll(*star.values())[0]))
+    assert torch.isfinite(values).all() and torch.isfinite(star["fakemag"].grad).all()

@@ -18,6 +18,9 @@ POSTERIOR_NODES, POSTERIOR_SPAN = 48, 8.0
 PRIOR_NODES, PRIOR_SPAN = 96, 7.0
 #: Width of the outlier component, in units of each star's total parallax uncertainty √(σ_pred² + σ_ϖ²).
 OUTLIER_WIDTH = 20.0
+#: Largest ln-width of the lognormal scatter (a factor e³ ≈ 20 in L): wider is no information, and the nodes'
+#: exponentials would overflow.
+MAX_LN_WIDTH = 3.0
 #: ln weight given to a non-positive true parallax (no distance): finite, so that gradients stay finite.
 _NO_DISTANCE = -1.0e4
 
@@ -102,7 +105,7 @@ def log_scatter(true_parallax: torch.Tensor, mean: torch.Tensor, width: torch.Te
     Gaussian N(ϖ̂, σ), or lognormal with median ϖ̂ and ln-width σ/ϖ̂ (zero density at ϖ_t ≤ 0)."""
     if not lognormal:
         return -0.5 * ((true_parallax - mean[:, None]) / width[:, None]) ** 2 - torch.log(width)[:, None]
-    relative = (width / mean.clamp_min(1e-12))[:, None]
+    relative = ((width / mean.clamp_min(1e-12)).clamp_max(MAX_LN_WIDTH))[:, None]
     log_nodes = torch.log(true_parallax.clamp_min(1e-9))
     eta = log_nodes - torch.log(mean.clamp_min(1e-12))[:, None]
     return -0.5 * (eta / relative) ** 2 - torch.log(relative) - log_nodes
@@ -118,7 +121,7 @@ def _log_normalisation(
         return (
             torch.logsumexp(log_scatter(nodes, mean, width, False) + log_prior_weight(prior, line, nodes), 1) + log_step
         )
-    relative = width / mean.clamp_min(1e-12)
+    relative = (width / mean.clamp_min(1e-12)).clamp_max(MAX_LN_WIDTH)
     unit = torch.linspace(-PRIOR_SPAN, PRIOR_SPAN, PRIOR_NODES, device=mean.device, dtype=mean.dtype)
     nodes = mean[:, None] * torch.exp(relative[:, None] * unit)
     log_step = torch.log(2.0 * PRIOR_SPAN * relative / (PRIOR_NODES - 1))  # in ln ϖ_t, where the density is N/σ_ln
@@ -168,11 +171,14 @@ def selection_aware_nll(
     """
     paper = parallax_nll(parallax, parallax_error, fakemag, log_var, k_corr, offset)
     valid = has_parallax_label(parallax, parallax_error, k_corr) & torch.isfinite(sightline).all(dim=1)
+    if lognormal:  # a lognormal needs a positive median: a star whose L̂ is not keeps the paper's ℓ
+        valid &= (fakemag > 0) & (log_var > -80.0)
     one = torch.ones_like(parallax)
     observed = torch.where(valid, parallax - offset, one)
     error = torch.where(valid, parallax_error, one)
     scale = torch.pow(10.0, -0.2 * torch.where(valid, k_corr, torch.zeros_like(k_corr)))
-    mean, width = fakemag * scale, torch.exp(0.5 * log_var) * scale
+    mean = torch.where(valid, fakemag, one) * scale
+    width = torch.exp(0.5 * torch.where(valid, log_var, torch.zeros_like(log_var))) * scale
     line = torch.where(valid[:, None], sightline, torch.ones_like(sightline) / math.sqrt(3.0))
     precision = width.detach() ** -2 + error**-2
     spread = precision**-0.5
