@@ -95,3 +95,12 @@ def test_vanishing_outlier_fraction_gives_the_gaussian_fit():
     # least squares holds σ_L fixed where Newton scales it with L: the same optimum within a fraction of its error
     least_squares = paper_level_fit(star)
     assert least_squares.shift == pytest.approx(gaussian.shift, abs=0.3 * gaussian.shift_error)
+
+
+def test_newton_fit_survives_a_star_hundreds_of_sigma_out():
+    """exp(−ℓ_core) underflows for such a star: the mixture's Hessian must stay finite (logaddexp's is NaN)."""
+    star = _toy_with_one_sided_outliers(6, fraction=0.0)
+    star["parallax"][0] += 300 * star["parallax_error"][0]
+    fit = fit_offset_level_newton(star, ParallaxLikelihood(outlier_fraction=0.01))
+    assert np.isfinite(fit.covariance).all()
+    assert abs(fit.shift - TRUE_OFFSET_MAS) < 3.0 * fit.shift_error

@@ -227,7 +227,8 @@ def with_outliers(
     broad = parallax_nll(parallax, parallax_error * width, fakemag, log_var + 2.0 * log_width, k_corr, offset)
     good, bad = math.log1p(-fraction) - core, math.log(fraction) - broad
     valid = has_parallax_label(parallax, parallax_error, k_corr)
-    return torch.where(valid, -torch.logaddexp(good, bad), torch.zeros_like(core))
+    mixed = -torch.logsumexp(torch.stack([good, bad]), dim=0)  # logaddexp's second derivative can be NaN
+    return torch.where(valid, mixed, torch.zeros_like(core))
 
 
 @dataclass(frozen=True)
