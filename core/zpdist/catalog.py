@@ -70,7 +70,7 @@ def build_catalog(
         Lindegren et al. (2021) correction, so ``parallax_corrected`` subtracts both.
     distance : tuple of ndarray, optional
         Each star's NN distance and its error (pc) when they are not 1/ϖ_NN: for a model trained with the
-        selection-aware likelihood, the mean and spread over its prior
+        selection-aware likelihood, 1/E[ϖ_t] over its prior and the propagated spread
         (:func:`zpdist.nn.selection_distance.selection_aware_distance`); NaN rows keep 1/ϖ_NN.
 
     Returns
