@@ -157,3 +157,14 @@ def test_lognormal_star_without_a_positive_luminosity_keeps_the_papers_likelihoo
     values.sum().backward()
     assert float(values[0]) == pytest.approx(float(parallax_nll(*star.values())[0]))
     assert torch.isfinite(values).all() and torch.isfinite(star["fakemag"].grad).all()
+
+
+@pytest.mark.parametrize("lognormal", [False, True])
+def test_a_vanishing_luminosity_cannot_drive_the_loss_to_minus_infinity(lognormal):
+    """L̂ → 0 puts the scatter's own nodes where ρ·d³ vanishes; ℓ must stay ≥ ln σϖ (the Gaussian's peak)."""
+    star = _stars(1)
+    star["fakemag"] = torch.tensor([1e-39], dtype=torch.float64)
+    star["log_var"] = torch.tensor([4.6], dtype=torch.float64)
+    line = torch.tensor([[0.94, 0.34, 0.07]], dtype=torch.float64)
+    value = selection_aware_nll(*star.values(), line, DistancePrior(SUN), lognormal=lognormal)
+    assert float(value) >= math.log(float(star["parallax_error"][0])) - 1e-9

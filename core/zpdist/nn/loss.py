@@ -185,12 +185,14 @@ def selection_aware_nll(
     centre = (mean.detach() * width.detach() ** -2 + observed.detach() * error**-2) / precision
     centre = torch.maximum(centre, 0.5 * POSTERIOR_SPAN * spread)  # half the nodes at ϖ_t > 0, even for outliers
     nodes, log_step = quadrature_nodes(centre, spread, POSTERIOR_SPAN, POSTERIOR_NODES)
-    log_spread = log_scatter(nodes, mean, width, lognormal)
+    log_weighted = log_scatter(nodes, mean, width, lognormal) + log_prior_weight(prior, line, nodes)
     log_like = -0.5 * ((observed[:, None] - nodes) / error[:, None]) ** 2 - torch.log(error)[:, None]
-    log_joint = torch.logsumexp(log_spread + log_like + log_prior_weight(prior, line, nodes), dim=1) + log_step
-    aware = (
-        _log_normalisation(prior, line, mean, width, lognormal) - log_joint
-    )  # their Gaussians lack 1/√(2π): the −½ ln 2π of ℓ is already there
+    log_joint = torch.logsumexp(log_weighted + log_like, dim=1) + log_step
+    # the prior's mass where the measurement is, a lower bound of its normalisation: when the scatter's own nodes
+    # miss it (an L̂ near 0 puts them where ρ·d³ vanishes), ℓ would otherwise run to −∞
+    log_mass_here = torch.logsumexp(log_weighted, dim=1) + log_step
+    log_norm = torch.maximum(_log_normalisation(prior, line, mean, width, lognormal), log_mass_here)
+    aware = log_norm - log_joint  # their Gaussians lack 1/√(2π): the −½ ln 2π of ℓ is already there
     return torch.where(valid, aware, paper)
 
 
