@@ -111,22 +111,26 @@ def log_scatter(true_parallax: torch.Tensor, mean: torch.Tensor, width: torch.Te
     return -0.5 * (eta / relative) ** 2 - torch.log(relative) - log_nodes
 
 
-def _log_normalisation(
-    prior: DistancePrior, line: torch.Tensor, mean: torch.Tensor, width: torch.Tensor, lognormal: bool
-) -> torch.Tensor:
-    """ln ∫ p_scatter(ϖ_t) ρ d³ dϖ_t (without 1/√(2π)), by nodes over ± :data:`PRIOR_SPAN` of the scatter (in
-    ln ϖ_t for the lognormal)."""
+def prior_quadrature(mean: torch.Tensor, width: torch.Tensor, lognormal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes over ± :data:`PRIOR_SPAN` of the luminosity scatter (equally spaced in ϖ_t, or in ln ϖ_t for the
+    lognormal) and, at each, ln of the scatter's density times the node's step (without 1/√(2π)): sums of
+    exp(that + f) over the nodes are ∫ p_scatter · e^f dϖ_t."""
     if not lognormal:
         nodes, log_step = quadrature_nodes(mean, width, PRIOR_SPAN, PRIOR_NODES)
-        return (
-            torch.logsumexp(log_scatter(nodes, mean, width, False) + log_prior_weight(prior, line, nodes), 1) + log_step
-        )
+        return nodes, log_scatter(nodes, mean, width, False) + log_step[:, None]
     relative = (width / mean.clamp_min(1e-12)).clamp_max(MAX_LN_WIDTH)
     unit = torch.linspace(-PRIOR_SPAN, PRIOR_SPAN, PRIOR_NODES, device=mean.device, dtype=mean.dtype)
     nodes = mean[:, None] * torch.exp(relative[:, None] * unit)
     log_step = torch.log(2.0 * PRIOR_SPAN * relative / (PRIOR_NODES - 1))  # in ln ϖ_t, where the density is N/σ_ln
-    log_density = -0.5 * unit**2 - torch.log(relative)[:, None]
-    return torch.logsumexp(log_density + log_prior_weight(prior, line, nodes), dim=1) + log_step
+    return nodes, -0.5 * unit**2 - torch.log(relative)[:, None] + log_step[:, None]
+
+
+def _log_normalisation(
+    prior: DistancePrior, line: torch.Tensor, mean: torch.Tensor, width: torch.Tensor, lognormal: bool
+) -> torch.Tensor:
+    """ln ∫ p_scatter(ϖ_t) ρ d³ dϖ_t (without 1/√(2π)) over :func:`prior_quadrature`'s nodes."""
+    nodes, log_mass = prior_quadrature(mean, width, lognormal)
+    return torch.logsumexp(log_mass + log_prior_weight(prior, line, nodes), dim=1)
 
 
 def selection_aware_nll(

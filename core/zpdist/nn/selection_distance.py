@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from zpdist.nn.distance_prior import DistancePrior
-from zpdist.nn.loss import MAX_LN_WIDTH, PRIOR_NODES, PRIOR_SPAN, log_prior_weight, log_scatter, quadrature_nodes
+from zpdist.nn.loss import log_prior_weight, prior_quadrature
 from zpdist.units import kpc_to_pc
 
 #: Stars per chunk (PRIOR_NODES values each).
@@ -29,14 +29,8 @@ def _parallax_moments(
     prior: DistancePrior, line: torch.Tensor, mean: torch.Tensor, width: torch.Tensor, lognormal: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation of ϖ_t (mas) under the prior, by the likelihood's quadrature nodes."""
-    if lognormal:
-        unit = torch.linspace(-PRIOR_SPAN, PRIOR_SPAN, PRIOR_NODES, dtype=mean.dtype)
-        relative = (width / mean).clamp_max(MAX_LN_WIDTH)
-        nodes = mean[:, None] * torch.exp(relative[:, None] * unit)  # equally spaced in ln ϖ_t
-        log_weight = -0.5 * unit**2 + log_prior_weight(prior, line, nodes)
-    else:
-        nodes, _ = quadrature_nodes(mean, width, PRIOR_SPAN, PRIOR_NODES)
-        log_weight = log_scatter(nodes, mean, width, False) + log_prior_weight(prior, line, nodes)
+    nodes, log_mass = prior_quadrature(mean, width, lognormal)
+    log_weight = log_mass + log_prior_weight(prior, line, nodes)
     weight = torch.softmax(log_weight, dim=1)
     first = (weight * nodes).sum(dim=1)
     second = (weight * nodes**2).sum(dim=1)
