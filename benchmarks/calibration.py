@@ -6,6 +6,12 @@ chosen mode under each chosen likelihood, and in labels mode ``zpdist predict`` 
 truth of a realisation is the injected constant plus the mean of the sky-correlated systematic over the training
 stars (the fit cannot tell them apart; that mean is what a sky-systematics floor covers on real data).
 
+With ``--offset-model multivariate`` (labels mode) the mock injects the paper-like plane in G, BP−RP and Teff
+plus the realistic family's non-linear terms, the network fits its multivariate offset, and each realisation
+adds: the per-star RMS of the fitted Δϖ against the injected one over the training stars, the fraction of the
+injected Δϖ's variance it explains, and the pulls of the fitted plane's coefficients (``summary.json``'s
+``offset_plane``) against the least-squares plane of the injected Δϖ over the same stars.
+
 Prints, and writes under ``benchmarks/results/``: one row per realisation (fit, error, truth, pull), the pull mean
 and width per likelihood with their standard errors, and PNG plots of the pulls and of the distance pulls
 (d − d_true)/σ_d against SNR and distance. Never run by the tests.
@@ -14,6 +20,7 @@ Usage::
 
     python benchmarks/calibration.py --realisations 20 --n-stars 34000 --mode labels \\
         --likelihood selection paper [--workdir DIR] [--keep] [--jobs 2] [--train-args "--outlier-fraction 0"]
+    python benchmarks/calibration.py --realisations 5 --offset-model multivariate --likelihood selection
 
 ``--jobs N`` runs N realisations at once, each with its share of the cores (``OMP_NUM_THREADS``).
 """
@@ -51,8 +58,12 @@ def _run(args: list[str], log: Path, threads: int | None = None) -> None:
         subprocess.run([*ZPDIST, *args], check=True, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
-def _truth(mock: Path, run: Path) -> tuple[float, int]:
-    """Injected offset + mean sky systematic over the run's training stars (µas), and their number."""
+#: The extra realism part of a multivariate realisation: the non-linear terms on top of the injected plane.
+NONLINEAR_PART = "nonlinear_offset"
+
+
+def _training_truth(mock: Path, run: Path) -> pd.DataFrame:
+    """truth.parquet's rows of the run's training stars (after the paper's cuts), in the table's order."""
     from zpdist.config import TrainConfig
     from zpdist.nn.train import _prepare_table
 
@@ -60,8 +71,39 @@ def _truth(mock: Path, run: Path) -> tuple[float, int]:
         **{k: v for k, v in json.loads((run / "train_config.json").read_text()).items() if k in ("mode",)}
     )
     table, keep, _ = _prepare_table(mock / "allstar.fits", config, lambda _: None, None)
-    truth = pd.read_parquet(mock / "truth.parquet").set_index("apogee_id").loc[table["apogee_id"].to_numpy()[keep]]
-    return 1000.0 * float((truth["offset_mas"] + truth["parallax_systematic_mas"]).mean()), int(keep.sum())
+    return pd.read_parquet(mock / "truth.parquet").set_index("apogee_id").loc[table["apogee_id"].to_numpy()[keep]]
+
+
+def _truth(mock: Path, run: Path) -> tuple[float, int]:
+    """Injected offset + mean sky systematic over the run's training stars (µas), and their number."""
+    truth = _training_truth(mock, run)
+    return 1000.0 * float((truth["offset_mas"] + truth["parallax_systematic_mas"]).mean()), len(truth)
+
+
+def _multivariate_recovery(mock: Path, run: Path, catalog: Path) -> dict:
+    """The fitted Δϖ(G, BP−RP, Teff) against the injected one over the run's training stars.
+
+    The injected Δϖ per star is ``offset_mas`` plus the mean sky systematic over the training stars (a constant
+    the fit cannot tell from the level); the injected plane is its least-squares plane over the same stars (the
+    non-linear terms project onto it). Returns the per-star RMS (µas), the fraction of the injected Δϖ's
+    variance explained, and per plane coefficient the fitted value, its error, the injected value and the pull.
+    """
+    from zpdist.nn.offset_plane import COEFFICIENTS, design_matrix
+
+    truth = _training_truth(mock, run)
+    injected = 1000.0 * (truth["offset_mas"] + truth["parallax_systematic_mas"].mean()).to_numpy()
+    fitted = 1000.0 * pd.read_parquet(catalog).set_index("apogee_id").loc[truth.index, "zp_offset"].to_numpy()
+    inputs = truth[["g", "bp_rp", "teff"]].to_numpy(float)
+    ok = np.isfinite(fitted) & np.isfinite(injected) & np.isfinite(inputs).all(axis=1)
+    residual = fitted[ok] - injected[ok]
+    plane_true = np.linalg.lstsq(design_matrix(inputs[ok]), injected[ok], rcond=None)[0]
+    plane = json.loads((run / "summary.json").read_text())["offset_plane"]
+    row = {"star_rms_uas": float(np.sqrt(np.mean(residual**2))),
+           "variance_explained": float(1.0 - np.var(residual) / np.var(injected[ok]))}  # fmt: skip
+    for name, true in zip(COEFFICIENTS, plane_true, strict=True):
+        value, error = plane[name]
+        row |= {name: value, f"{name}_err": error, f"{name}_true": float(true), f"{name}_pull": (value - true) / error}
+    return row
 
 
 def _distance_pulls(mock: Path, catalog: Path) -> pd.DataFrame:
@@ -83,13 +125,14 @@ def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path)
     offset = float(rng.uniform(-60.0, -30.0))
     mock, log = work / f"mock{index}", work / f"log{index}.txt"
     mock_args = ["mock", "--out", str(mock), "--n-stars", str(args.n_stars), "--seed", str(100 + index)]
-    mock_args += ["--offset-uas", f"{offset:.3f}", "--realism", str(realism)]
+    mock_args += ["--offset-uas", f"{offset:.3f}", "--realism", str(realism), "--offset-model", args.offset_model]
     _run(mock_args + (["--no-spectra"] if args.mode == "labels" else []), log, threads)
     rows = []
     for likelihood in args.likelihood:
         run = work / f"run{index}_{likelihood}"
         train = ["train", "--table", str(mock / "allstar.fits"), "--mode", args.mode, "--out", str(run)]
-        train += ["--likelihood", likelihood, "--seed", str(index), "--quiet", *shlex.split(args.train_args)]
+        train += ["--likelihood", likelihood, "--seed", str(index), "--quiet", "--offset", args.offset_model]
+        train += shlex.split(args.train_args)
         if args.mode == "spectra":
             train += ["--spectra", str(mock / "spectra.h5")]
         started = time.perf_counter()
@@ -114,6 +157,8 @@ def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path)
             _distance_pulls(mock, catalog).assign(likelihood=likelihood, realisation=index).to_parquet(
                 work / f"dist{index}_{likelihood}.parquet"
             )
+            if args.offset_model == "multivariate":
+                row |= _multivariate_recovery(mock, run, catalog)
         rows.append(row)
         print(
             f"realisation {index} {likelihood:9s}: fit {row['fit_uas']:7.2f} ± {row['error_uas']:.2f}  truth "
@@ -137,6 +182,34 @@ def _pull_table(rows: pd.DataFrame) -> str:
             f"{np.sqrt(np.mean((group['fit_uas'] - group['truth_uas']) ** 2)):.2f} |"
         )
     return "\n".join(lines)
+
+
+def _multivariate_table(rows: pd.DataFrame) -> str:
+    """Per likelihood: mean per-star RMS and variance explained, and per plane coefficient the mean fitted and
+    injected values with the pull mean and width."""
+    from zpdist.nn.offset_plane import COEFFICIENTS
+
+    lines = ["| likelihood | coefficient | mean fitted | mean injected | mean error | pull mean | pull width |",
+             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    summary = []
+    for name, group in rows.groupby("likelihood"):
+        n = len(group)
+        summary.append(
+            f"- {name}, {n} realisations: per-star RMS against the injected Δϖ {group['star_rms_uas'].mean():.2f} µas "
+            f"(range {group['star_rms_uas'].min():.2f}–{group['star_rms_uas'].max():.2f}); variance explained "
+            f"{group['variance_explained'].mean():.0%} (range {group['variance_explained'].min():.0%}–"
+            f"{group['variance_explained'].max():.0%})"
+        )
+        for coefficient in COEFFICIENTS:
+            pulls = group[f"{coefficient}_pull"].to_numpy()
+            width = pulls.std(ddof=1) if n > 1 else float("nan")
+            fitted, injected = group[coefficient].mean(), group[f"{coefficient}_true"].mean()
+            error = group[f"{coefficient}_err"].mean()
+            lines.append(
+                f"| {name} | {coefficient} | {fitted:+.2f} | {injected:+.2f} | {error:.2f} | "
+                f"{pulls.mean():+.2f} ± {width / np.sqrt(n):.2f} | {width:.2f} |"
+            )
+    return "Multivariate offset against the injected one:\n\n" + "\n".join(summary) + "\n\n" + "\n".join(lines)
 
 
 def _binned_pulls(ax, group: pd.DataFrame, column: str, bins: np.ndarray, name: str) -> None:
@@ -202,11 +275,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag", default="", help="suffix of the result files")
     parser.add_argument("--jobs", type=int, default=1, help="realisations run at once (default 1)")
     parser.add_argument("--train-args", default="", help="extra `zpdist train` options, one quoted string")
+    parser.add_argument(
+        "--offset-model", choices=("constant", "multivariate"), default="constant",
+        help="constant: the realistic family without its non-linear offset (default); multivariate: the injected "
+        "plane plus the non-linear terms, fitted by the multivariate offset model (labels mode)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.offset_model == "multivariate" and args.mode != "labels":
+        parser.error("--offset-model multivariate needs --mode labels (the per-star Δϖ comes from `zpdist predict`)")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="zpdist-calibration-"))
     work.mkdir(parents=True, exist_ok=True)
     realism = work / "realism.toml"
-    realism.write_text("".join(f"[{part}]\n" for part in REALISM_PARTS))
+    parts = REALISM_PARTS + ((NONLINEAR_PART,) if args.offset_model == "multivariate" else ())
+    realism.write_text("".join(f"[{part}]\n" for part in parts))
     rows = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         indices = range(args.first, args.first + args.realisations)
@@ -227,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{' '.join(sys.argv[1:])}`\n\n"
     )
     table = _pull_table(frame)
+    if args.offset_model == "multivariate":
+        table += "\n\n" + _multivariate_table(frame)
     rows_md = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
     rows_md += "\n".join("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in r) + " |"
                           for r in frame.itertuples(index=False))  # fmt: skip
