@@ -70,7 +70,8 @@ def _training_truth(mock: Path, run: Path) -> pd.DataFrame:
     config = TrainConfig(
         **{k: v for k, v in json.loads((run / "train_config.json").read_text()).items() if k in ("mode",)}
     )
-    table, keep, _ = _prepare_table(mock / "allstar.fits", config, lambda _: None, None)
+    spectra = mock / "spectra.h5" if config.mode == "spectra" else None
+    table, keep, _ = _prepare_table(mock / "allstar.fits", config, lambda _: None, spectra)
     return pd.read_parquet(mock / "truth.parquet").set_index("apogee_id").loc[table["apogee_id"].to_numpy()[keep]]
 
 
@@ -126,7 +127,8 @@ def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path)
     mock, log = work / f"mock{index}", work / f"log{index}.txt"
     mock_args = ["mock", "--out", str(mock), "--n-stars", str(args.n_stars), "--seed", str(100 + index)]
     mock_args += ["--offset-uas", f"{offset:.3f}", "--realism", str(realism), "--offset-model", args.offset_model]
-    _run(mock_args + (["--no-spectra"] if args.mode == "labels" else []), log, threads)
+    if not (mock / "truth.parquet").exists():  # a mock kept by an interrupted run is reused
+        _run(mock_args + (["--no-spectra"] if args.mode == "labels" else []), log, threads)
     rows = []
     for likelihood in args.likelihood:
         run = work / f"run{index}_{likelihood}"
@@ -136,7 +138,8 @@ def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path)
         if args.mode == "spectra":
             train += ["--spectra", str(mock / "spectra.h5")]
         started = time.perf_counter()
-        _run(train, log, threads)
+        if not (run / "summary.json").exists():  # a finished run of an interrupted benchmark is reused
+            _run(train, log, threads)
         seconds = time.perf_counter() - started
         summary = json.loads((run / "summary.json").read_text())
         truth, n_train = _truth(mock, run)

@@ -123,6 +123,12 @@ class TrainConfig:
     network_draws : int
         Draws of the luminosity network (one dropout mask shared by every star) over which the offset's
         level is re-solved; their spread is the level's network error (0: not computed).
+    half_samples : int
+        After the fit, repeat it (cuts aside) this many times on random halves of the selected stars, each with
+        its own seed; the spread of their Δϖ is the quoted error of the offset (and of the plane's coefficients),
+        which then holds the network's fit to the same data and the training's randomness
+        (:mod:`zpdist.nn.half_samples`). Costs about half a training each. 0 (the default): the error is the
+        statistical and network errors in quadrature; 1 is refused (one half has no spread).
     warm_lr_factor : float
         With a warm start, the log-linear term and the constant offset learn at this fraction of the
         learning rate (Adam's step is ≈ the learning rate whatever the gradient: at 1e-3 the constant
@@ -156,6 +162,7 @@ class TrainConfig:
     outlier_fraction: float = 0.0
     luminosity_scatter: Literal["gaussian", "lognormal"] = "lognormal"
     network_draws: int = 30
+    half_samples: int = 0
 
     def __post_init__(self) -> None:
         for key in ("epochs", "batch_size", "learning_rate", "offset_mc_passes", "fit_mc_samples", "max_memory_gb"):
@@ -171,8 +178,10 @@ class TrainConfig:
         _require_range("outlier_fraction", self.outlier_fraction, 0.0, 0.5)
         if self.luminosity_scatter not in ("gaussian", "lognormal"):
             raise ConfigError(f"luminosity_scatter = {self.luminosity_scatter!r}: choose gaussian or lognormal")
-        for key in ("lr_patience", "early_stopping_patience", "n_quadratic", "l2", "network_draws"):
+        for key in ("lr_patience", "early_stopping_patience", "n_quadratic", "l2", "network_draws", "half_samples"):
             _require_range(key, getattr(self, key), 0.0, math.inf)
+        if self.half_samples == 1:
+            raise ConfigError("half_samples = 1: one half has no spread; use 0 (none) or at least 2 (10 recommended)")
 
     def to_dict(self) -> dict:
         return asdict(self)

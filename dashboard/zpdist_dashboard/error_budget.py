@@ -35,11 +35,23 @@ def error_budget_markdown(model: dict) -> str:
      (selection likelihood). The paper's likelihood would be biased by +8.4
      here. Not included: 17
      of Gaia DR2 sky-correlated systematics over this footprint (Lindegren et al. 2018).
+    >>> text = error_budget_markdown({"offset_uas_err_stat": 1.1, "offset_uas_err_network": 2.6,
+    ...     "offset_uas_err_half_samples": 1.9, "offset_uas_err_method": "half_samples", "half_samples": 10})
+    >>> for part in text.split("; "):
+    ...     print(part)
+    Error: 1.9 µas, the spread of 10 fits on random halves of the stars (quoted)
+    single-fit parts: statistical 1.1, network 2.6 µas.
     """
     parts = [
         f"{name} {value:.1f}" for name, key in ERROR_PARTS.items() if (value := _finite(model.get(key))) is not None
     ]
     text = f"Error: {', '.join(parts)} µas" if parts else "Error parts: not recorded in this catalog"
+    half = _finite(model.get("offset_uas_err_half_samples"))
+    if half is not None and model.get("offset_uas_err_method") == "half_samples":
+        count = model.get("half_samples")
+        text = f"Error: {half:.1f} µas, the spread of {count} fits on random halves of the stars (quoted); " + (
+            f"single-fit parts: {', '.join(parts)} µas" if parts else "single-fit parts not recorded"
+        )
     if isinstance(likelihood := model.get("likelihood"), str):
         text += f" ({escape(likelihood)} likelihood)"
     text += "."

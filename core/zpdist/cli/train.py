@@ -78,6 +78,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"Gaussian in L (the paper's) or lognormal with median L (default {d.luminosity_scatter})",
     )  # fmt: skip
     p.add_argument(
+        "--half-samples", type=nonnegative_int, metavar="K",
+        help="after the fit, repeat it on K random halves of the selected stars (each with its own seed) and quote "
+        "their spread as the offset's error: it then holds the network's own fit to the data and the training's "
+        "randomness (delete-half jackknife; about K/2 more trainings; 10 recommended). "
+        f"Default {d.half_samples}: statistical and network errors in quadrature",
+    )  # fmt: skip
+    p.add_argument(
         "--max-memory-gb", type=positive_float, metavar="GB",
         help=f"spectra mode: hold the selected spectra in memory up to this size, else stream them from the HDF5 "
         f"file (default {d.max_memory_gb:g} GB)",
@@ -96,7 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 TRAIN_KEYS = (
     "mode", "offset_model", "luminosity_head", "n_quadratic", "warm_start", "epochs", "batch_size", "learning_rate",
     "early_stopping_patience", "device", "seed", "max_memory_gb", "parallax_correction", "likelihood",
-    "outlier_fraction", "luminosity_scatter",
+    "outlier_fraction", "luminosity_scatter", "half_samples",
 )  # fmt: skip
 
 

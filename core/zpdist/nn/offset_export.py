@@ -72,8 +72,11 @@ def dropout_masks(widths: tuple[int, ...], mc_samples: int, seed: int, dropout: 
 
 
 def level_error_mas(summary: dict) -> float:
-    """Error of the offset's level (mas) from a run's summary: statistical and network errors in quadrature
-    (runs made before the network error have the statistical one only)."""
+    """Error of the offset's level (mas) from a run's summary: the quoted one (``offset_uas_err_level``: the
+    half-samples' spread, or the statistical and network errors in quadrature); runs made before it have the
+    statistical and network errors (or the statistical one alone) instead."""
+    if "offset_uas_err_level" in summary:
+        return uas_to_mas(float(summary["offset_uas_err_level"]))
     return uas_to_mas(float(np.hypot(summary["offset_uas_err_stat"], summary.get("offset_uas_err_network", 0.0))))
 
 

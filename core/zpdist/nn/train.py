@@ -39,6 +39,8 @@ from zpdist.nn.callbacks import Checkpoint, EarlyStopping, LearningRateSchedule,
 from zpdist.nn.datamodule import StarData, star_data
 from zpdist.nn.device import resolve_device
 from zpdist.nn.distance_prior import DistancePrior
+from zpdist.nn.half_samples import half_sample_rows, half_sample_seed
+from zpdist.nn.half_samples import summarise as summarise_half_samples
 from zpdist.nn.infer import MODEL_FILE, save_model
 from zpdist.nn.loss import ParallaxLikelihood
 from zpdist.nn.model import ModelConfig, ZeroPointNet
@@ -184,18 +186,18 @@ def _trainer(
     model: ZeroPointNet,
     stars: StarData,
     config: TrainConfig,
-    checkpoint: Checkpoint,
+    checkpoint: Checkpoint | None,
     progress: bool,
     log: Callable[[str], None],
     likelihood: ParallaxLikelihood,
 ) -> Trainer:
-    """Adam with the paper's schedule, early stopping, progress and ``checkpoint`` (last)."""
+    """Adam with the paper's schedule, early stopping, progress and ``checkpoint`` (last; none for a half-sample)."""
     optimiser = torch.optim.Adam(parameter_groups(model, config), lr=config.learning_rate)
     callbacks = [
         LearningRateSchedule(optimiser, config.lr_factor, config.lr_patience),
         EarlyStopping(config.early_stopping_patience),
         Progress(progress, log),
-        checkpoint,
+        *([checkpoint] if checkpoint is not None else []),
     ]
     return Trainer(model, optimiser, stars, callbacks, config.epochs, config.l2, config.seed, likelihood)
 
@@ -265,7 +267,7 @@ def _selection_bias(trainer: Trainer, warm: WarmStart, frozen: FrozenStars, fram
 
 def _fit(
     trainer: Trainer,
-    checkpoint: Checkpoint,
+    checkpoint: Checkpoint | None,
     source: Path | None,
     config: TrainConfig,
     log: Callable[[str], None],
@@ -360,6 +362,11 @@ def train(
             astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood,
             network_draws=config.network_draws,
         )  # fmt: skip
+        if config.half_samples:
+            offset.update(
+                _half_sample_fits(table, keep, config, device, label_columns, spectra_path, likelihood, settings, log)
+            )
+        offset.update(_quoted_error(offset))
         offset.update(_sky_floor(table.attrs.get("gaia_release"), stars.sightlines()))
         summary = {
             **offset,
@@ -381,12 +388,69 @@ def train(
     return summary
 
 
+def _half_sample_fits(
+    table: pd.DataFrame,
+    keep: np.ndarray,
+    config: TrainConfig,
+    device: torch.device,
+    label_columns: tuple[str, ...],
+    spectra_path: Path | None,
+    likelihood: ParallaxLikelihood,
+    settings: ZpdistConfig,
+    log: Callable[[str], None],
+) -> dict:
+    """The whole fit (warm start, Adam, the level's fit) repeated on ``config.half_samples`` random halves of the
+    selected stars, each with its own seed: :func:`zpdist.nn.half_samples.summarise` of their results."""
+    rows, levels, planes = np.flatnonzero(keep), [], []
+    quiet = lambda _: None  # noqa: E731 (the halves' cut tables and epochs would drown the run's log)
+    for index in range(config.half_samples):
+        half = replace(config, seed=half_sample_seed(config.seed, index), network_draws=0)
+        torch.manual_seed(half.seed)
+        stars = star_data(
+            table, half_sample_rows(rows, index, config.seed), half, device, label_columns, spectra_path,
+            config.max_memory_gb, quiet,
+        )  # fmt: skip
+        model = _build_model(half, stars)
+        trainer = _trainer(model, stars, half, None, False, quiet, likelihood)
+        state, _ = _fit(trainer, None, None, half, quiet, settings.frame)
+        fit = offset_summary(
+            model, stars.all_stars, device, half.fit_mc_samples, half.offset_mc_passes, half.seed,
+            astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood, network_draws=0,
+        )  # fmt: skip
+        levels.append(fit["offset_uas"])
+        if "offset_plane" in fit:
+            planes.append(fit["offset_plane"])
+        log(
+            f"half-sample {index + 1}/{config.half_samples}: offset {fit['offset_uas']:.1f} µas "
+            f"({stars.n_train} training stars, best epoch {state.best_epoch} of {state.epoch})"
+        )
+    return summarise_half_samples(levels, planes)
+
+
+def _quoted_error(offset: dict) -> dict:
+    """The error quoted for the offset's level and plane: the half-samples' spread where there is one, else the
+    statistical, network and Monte-Carlo errors in quadrature (as :func:`offset_summary` left them)."""
+    half = offset.get("offset_uas_err_half_samples")
+    if half is None or not np.isfinite(half):
+        level = float(np.hypot(offset["offset_uas_err_stat"], offset["offset_uas_err_network"]))
+        return {"offset_uas_err_level": level, "offset_uas_err_method": "statistical+network"}
+    out = {"offset_uas_err": half, "offset_uas_err_level": half, "offset_uas_err_method": "half_samples"}
+    if "offset_plane" in offset:
+        spread, plane = offset["offset_plane_err_half_samples"], offset["offset_plane"]
+        out["offset_plane"] = {name: [v[0], spread[name]] if name in spread else v for name, v in plane.items()}
+    return out
+
+
 def _report(summary: dict, log: Callable[[str], None]) -> None:
     """The fitted offset with its error's parts, the selection-bias diagnostic and the sky-systematics floor."""
+    parts = (
+        f"stat {summary['offset_uas_err_stat']:.1f}, network {summary['offset_uas_err_network']:.1f}, "
+        f"offset MC {summary['offset_uas_err_mc']:.1f}"
+    )
+    if summary["offset_uas_err_method"] == "half_samples":
+        parts = f"spread of {summary['half_samples']} half-sample fits; single-fit parts: {parts}"
     log(
-        f"zero-point offset: {summary['offset_uas']:.1f} ± {summary['offset_uas_err']:.1f} µas "
-        f"(stat {summary['offset_uas_err_stat']:.1f}, network {summary['offset_uas_err_network']:.1f}, "
-        f"offset MC {summary['offset_uas_err_mc']:.1f}); "
+        f"zero-point offset: {summary['offset_uas']:.1f} ± {summary['offset_uas_err']:.1f} µas ({parts}); "
         f"{summary['n_train']} training + {summary['n_val']} validation stars, {summary['epochs_run']} epochs"
     )
     if plane := summary.get("offset_plane"):
