@@ -272,15 +272,18 @@ def _fit(
     config: TrainConfig,
     log: Callable[[str], None],
     frame: GalactocentricFrameConfig,
+    diagnose: bool = True,
 ) -> tuple[TrainState, float]:
-    """Restore ``source`` (or warm-start the model), then run the epochs: the final state and the time taken (s)."""
+    """Restore ``source`` (or warm-start the model), then run the epochs: the final state and the time taken (s).
+    ``diagnose``: also run the warm start under the paper's likelihood for the selection-bias diagnostic."""
     if source is not None:
         checkpoint.restore(trainer, source)
         log(f"resuming from epoch {trainer.state.epoch} of {source}")
     elif config.warm_start and trainer.model.can_warm_start:
         frozen = frozen_stars(trainer.model, trainer.data.train_stars())
         warm = warm_start_log_linear(trainer.model, frozen, log=log, likelihood=trainer.likelihood)
-        val_loss = trainer.set_warm_start(asdict(warm) | _selection_bias(trainer, warm, frozen, frame))
+        bias = _selection_bias(trainer, warm, frozen, frame) if diagnose else {}
+        val_loss = trainer.set_warm_start(asdict(warm) | bias)
         log(f"epoch 0 (warm start): val {val_loss:.4f}")
     started = time.perf_counter()
     state = trainer.fit()
@@ -412,7 +415,7 @@ def _half_sample_fits(
         )  # fmt: skip
         model = _build_model(half, stars)
         trainer = _trainer(model, stars, half, None, False, quiet, likelihood)
-        state, _ = _fit(trainer, None, None, half, quiet, settings.frame)
+        state, _ = _fit(trainer, None, None, half, quiet, settings.frame, diagnose=False)
         fit = offset_summary(
             model, stars.all_stars, device, half.fit_mc_samples, half.offset_mc_passes, half.seed,
             astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood, network_draws=0,
