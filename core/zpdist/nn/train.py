@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from zpdist import __version__
 from zpdist.config import CONFIG_FILE as SETTINGS_FILE
@@ -367,7 +368,9 @@ def train(
         )  # fmt: skip
         if config.half_samples:
             offset.update(
-                _half_sample_fits(table, keep, config, device, label_columns, spectra_path, likelihood, settings, log)
+                _half_sample_fits(
+                    table, keep, config, device, label_columns, spectra_path, likelihood, settings, log, progress
+                )
             )
         offset.update(_quoted_error(offset))
         offset.update(_sky_floor(table.attrs.get("gaia_release"), stars.sightlines()))
@@ -391,6 +394,10 @@ def train(
     return summary
 
 
+def _silent(_message: str) -> None:
+    """A log that keeps nothing."""
+
+
 def _half_sample_fits(
     table: pd.DataFrame,
     keep: np.ndarray,
@@ -401,21 +408,22 @@ def _half_sample_fits(
     likelihood: ParallaxLikelihood,
     settings: ZpdistConfig,
     log: Callable[[str], None],
+    progress: bool,
 ) -> dict:
     """The whole fit (warm start, Adam, the level's fit) repeated on ``config.half_samples`` random halves of the
-    selected stars, each with its own seed: :func:`zpdist.nn.half_samples.summarise` of their results."""
+    selected stars, each with its own seed: :func:`zpdist.nn.half_samples.summarise` of their results. The halves'
+    own messages (cut tables, epochs) are not logged: one line per half is."""
     rows, levels, planes = np.flatnonzero(keep), [], []
-    quiet = lambda _: None  # noqa: E731 (the halves' cut tables and epochs would drown the run's log)
-    for index in range(config.half_samples):
+    for index in tqdm(range(config.half_samples), desc="half-samples", unit="fit", disable=not progress):
         half = replace(config, seed=half_sample_seed(config.seed, index), network_draws=0)
         torch.manual_seed(half.seed)
         stars = star_data(
             table, half_sample_rows(rows, index, config.seed), half, device, label_columns, spectra_path,
-            config.max_memory_gb, quiet,
+            config.max_memory_gb, _silent,
         )  # fmt: skip
         model = _build_model(half, stars)
-        trainer = _trainer(model, stars, half, None, False, quiet, likelihood)
-        state, _ = _fit(trainer, None, None, half, quiet, settings.frame, diagnose=False)
+        trainer = _trainer(model, stars, half, None, False, _silent, likelihood)
+        state, _ = _fit(trainer, None, None, half, _silent, settings.frame, diagnose=False)
         fit = offset_summary(
             model, stars.all_stars, device, half.fit_mc_samples, half.offset_mc_passes, half.seed,
             astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood, network_draws=0,
