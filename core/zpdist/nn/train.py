@@ -367,11 +367,8 @@ def train(
             network_draws=config.network_draws,
         )  # fmt: skip
         if config.half_samples:
-            offset.update(
-                _half_sample_fits(
-                    table, keep, config, device, label_columns, spectra_path, likelihood, settings, log, progress
-                )
-            )
+            fits = (table, keep, config, device, label_columns, spectra_path, likelihood, settings, log, progress)
+            offset.update(_half_sample_fits(*fits))
         offset.update(_quoted_error(offset))
         offset.update(_sky_floor(table.attrs.get("gaia_release"), stars.sightlines()))
         summary = {
