@@ -111,7 +111,7 @@ class TrainConfig:
         Needs GLON/GLAT (or RA/DEC) per star; without them training falls back to the paper's, with a warning.
         The default: with ``outlier_fraction = 0.01`` and a lognormal scatter it is the calibrated choice on
         the realistic mock (labels mode, 20 realisations; spectra mode, 3), where the paper's objective is
-        biased upwards by 2–13 µas (docs/method.md §12, §13).
+        biased upwards by ≈ 5 µas in labels mode and 10–13 µas in spectra mode (docs/method.md §12, §13).
     outlier_fraction : float
         Either likelihood is mixed with a broad component (20× each star's total uncertainty) holding this
         fraction of the parallaxes (:func:`zpdist.nn.loss.with_outliers`): a few spurious Gaia parallaxes then
