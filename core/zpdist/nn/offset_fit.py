@@ -354,8 +354,10 @@ def offset_summary(
     -------
     dict
         ``offset_uas`` (mean over the passes), ``offset_uas_err`` (statistical, network and Monte-Carlo errors
-        in quadrature), ``offset_uas_err_stat``, ``offset_uas_err_network``, ``offset_uas_err_mc`` and
-        ``offset_uas_before_polish`` (mean offset before the fit), all in µas; ``luminosity_scale_polish``
+        in quadrature), ``offset_uas_err_stat``, ``offset_uas_err_network``, ``offset_uas_err_mc``,
+        ``offset_uas_err_level`` (the level's error, statistical and network in quadrature, which every star's
+        Δϖ error carries) and ``offset_uas_before_polish`` (mean offset before the fit), all in µas;
+        ``offset_uas_err_method`` ("statistical+network"); ``luminosity_scale_polish``
         (the factor applied to L), ``offset_mc_passes``, ``network_draws`` and ``likelihood`` ("paper" or
         "selection"); for a multivariate offset model, ``offset_plane`` (:func:`zpdist.nn.offset_plane.offset_plane`).
     """
@@ -381,9 +383,9 @@ def offset_summary(
         star["offset"] = star["offset"] + fit.shift
         star["fakemag_pred_var"] = star["fakemag_pred_var"] * fit.luminosity_scale**2
         network = network_level_spread(model, stars(), star, likelihood, network_draws, seed, device)
+    level_error = float(np.hypot(stat, network))
     plane = {}
     if model.offset.needs_inputs and offset_inputs:
-        level_error = float(np.hypot(stat, network))
         plane = {"offset_plane": offset_plane(model.offset, torch.cat(offset_inputs), _PLANE_PASSES, seed, level_error)}
     return plane | {
         "offset_uas": mas_to_uas(float(np.mean(passes.numpy()))),
@@ -391,6 +393,8 @@ def offset_summary(
         "offset_uas_err_stat": mas_to_uas(stat),
         "offset_uas_err_network": mas_to_uas(network),
         "offset_uas_err_mc": mas_to_uas(mc),
+        "offset_uas_err_level": mas_to_uas(level_error),
+        "offset_uas_err_method": "statistical+network",
         "offset_uas_before_polish": before_polish,
         "luminosity_scale_polish": fit.luminosity_scale,
         "offset_mc_passes": n_passes,

@@ -361,15 +361,11 @@ def train(
     staging.mkdir(parents=True, exist_ok=True)
     try:
         state, train_seconds = _fit(trainer, checkpoint, source, config, log, settings.frame)
-        offset = offset_summary(
-            model, stars.all_stars, device, config.fit_mc_samples, config.offset_mc_passes, config.seed,
-            astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood,
-            network_draws=config.network_draws,
-        )  # fmt: skip
+        offset = _level_fit(model, stars, config, device, likelihood)
         if config.half_samples:
             fits = (table, keep, config, device, label_columns, spectra_path, likelihood, settings, log, progress)
             offset.update(_half_sample_fits(*fits))
-        offset.update(_quoted_error(offset))
+            offset.update(_quoted_error(offset))
         offset.update(_sky_floor(table.attrs.get("gaia_release"), stars.sightlines()))
         summary = {
             **offset,
@@ -421,10 +417,7 @@ def _half_sample_fits(
         model = _build_model(half, stars)
         trainer = _trainer(model, stars, half, None, False, _silent, likelihood)
         state, _ = _fit(trainer, None, None, half, _silent, settings.frame, diagnose=False)
-        fit = offset_summary(
-            model, stars.all_stars, device, half.fit_mc_samples, half.offset_mc_passes, half.seed,
-            astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood, network_draws=0,
-        )  # fmt: skip
+        fit = _level_fit(model, stars, half, device, likelihood)
         levels.append(fit["offset_uas"])
         if "offset_plane" in fit:
             planes.append(fit["offset_plane"])
@@ -435,13 +428,23 @@ def _half_sample_fits(
     return summarise_half_samples(levels, planes)
 
 
+def _level_fit(
+    model: ZeroPointNet, stars: StarData, config: TrainConfig, device: torch.device, likelihood: ParallaxLikelihood
+) -> dict:
+    """:func:`offset_summary` of a trained model over its stars, with ``config``'s passes, seed and network draws."""
+    return offset_summary(
+        model, stars.all_stars, device, config.fit_mc_samples, config.offset_mc_passes, config.seed,
+        astrometry=(stars.k_corr, stars.parallax, stars.parallax_error), likelihood=likelihood,
+        network_draws=config.network_draws,
+    )  # fmt: skip
+
+
 def _quoted_error(offset: dict) -> dict:
-    """The error quoted for the offset's level and plane: the half-samples' spread where there is one, else the
-    statistical, network and Monte-Carlo errors in quadrature (as :func:`offset_summary` left them)."""
-    half = offset.get("offset_uas_err_half_samples")
-    if half is None or not np.isfinite(half):
-        level = float(np.hypot(offset["offset_uas_err_stat"], offset["offset_uas_err_network"]))
-        return {"offset_uas_err_level": level, "offset_uas_err_method": "statistical+network"}
+    """The half-samples' spread as the quoted error of the offset's level and plane, in place of the single fit's
+    (:func:`offset_summary`'s); nothing changes when fewer than two halves gave a finite level."""
+    half = offset["offset_uas_err_half_samples"]
+    if not np.isfinite(half):
+        return {}
     out = {"offset_uas_err": half, "offset_uas_err_level": half, "offset_uas_err_method": "half_samples"}
     if "offset_plane" in offset:
         spread, plane = offset["offset_plane_err_half_samples"], offset["offset_plane"]
