@@ -9,8 +9,9 @@ stars (the fit cannot tell them apart; that mean is what a sky-systematics floor
 With ``--offset-model multivariate`` (labels mode) the mock injects the paper-like plane in G, BP−RP and Teff
 plus the realistic family's non-linear terms, the network fits its multivariate offset, and each realisation
 adds: the per-star RMS of the fitted Δϖ against the injected one over the training stars, the fraction of the
-injected Δϖ's variance it explains, and the pulls of the fitted plane's coefficients (``summary.json``'s
-``offset_plane``) against the least-squares plane of the injected Δϖ over the same stars.
+injected Δϖ's variance it explains, the pulls of the fitted plane's coefficients (``summary.json``'s
+``offset_plane``) against the least-squares plane of the injected Δϖ over the same stars, and the oracle floor of
+the first two (a fit that knows every true parallax and the injected functional form).
 
 Prints, and writes under ``benchmarks/results/``: one row per realisation (fit, error, truth, pull), the pull mean
 and width per likelihood with their standard errors, and PNG plots of the pulls and of the distance pulls
@@ -63,7 +64,8 @@ NONLINEAR_PART = "nonlinear_offset"
 
 
 def _training_truth(mock: Path, run: Path) -> pd.DataFrame:
-    """truth.parquet's rows of the run's training stars (after the paper's cuts), in the table's order."""
+    """truth.parquet's rows of the run's training stars (after the paper's cuts), in the table's order, with the
+    Gaia ``parallax`` and ``parallax_error`` (mas) the training read."""
     from zpdist.config import TrainConfig
     from zpdist.nn.train import _prepare_table
 
@@ -72,7 +74,10 @@ def _training_truth(mock: Path, run: Path) -> pd.DataFrame:
     )
     spectra = mock / "spectra.h5" if config.mode == "spectra" else None
     table, keep, _ = _prepare_table(mock / "allstar.fits", config, lambda _: None, spectra)
-    return pd.read_parquet(mock / "truth.parquet").set_index("apogee_id").loc[table["apogee_id"].to_numpy()[keep]]
+    truth = pd.read_parquet(mock / "truth.parquet").set_index("apogee_id").loc[table["apogee_id"].to_numpy()[keep]]
+    return truth.assign(
+        parallax=table["parallax"].to_numpy()[keep], parallax_error=table["parallax_error"].to_numpy()[keep]
+    )
 
 
 def _truth(mock: Path, run: Path) -> tuple[float, int]:
@@ -81,13 +86,48 @@ def _truth(mock: Path, run: Path) -> tuple[float, int]:
     return 1000.0 * float((truth["offset_mas"] + truth["parallax_systematic_mas"]).mean()), len(truth)
 
 
+def _oracle_basis(inputs: np.ndarray) -> np.ndarray:
+    """The injected Δϖ's own functional form (:func:`zpdist.mock.gaia.nonlinear_offset_mas` with the default
+    :class:`~zpdist.mock.realism.NonlinearOffset`): the plane, the step in G, the saturating colour curvature and
+    the G × Teff interaction, about the plane's pivot."""
+    from zpdist.mock.realism import NonlinearOffset
+    from zpdist.nn.offset_plane import design_matrix
+
+    part, plane = NonlinearOffset(), design_matrix(inputs)
+    step = np.tanh((inputs[:, 0] - part.step_g) / part.step_width_mag)
+    curvature = (np.minimum(inputs[:, 1], part.bp_rp_max) - 1.3) ** 2
+    return np.column_stack([plane, step, curvature, plane[:, 1] * plane[:, 3]])
+
+
+def _oracle_floor(truth: pd.DataFrame, injected: np.ndarray, inputs: np.ndarray) -> dict:
+    """How well Δϖ per star could be known from these stars' parallaxes if every true parallax were known.
+
+    Weighted least squares of ϖ_G − ϖ_true on the plane, and on the injected functional form
+    (:func:`_oracle_basis`), with the astrometric outliers dropped: the parallax noise and the sky-correlated
+    systematic are all that is left. Returns the per-star RMS (µas) and variance explained of each, the floor
+    below which no method that learns L from the data can go on this sample.
+    """
+    clean = ~truth["parallax_outlier"].to_numpy(bool)
+    residual = 1000.0 * (truth["parallax"] - truth["parallax_true"]).to_numpy()
+    weight = 1.0 / (1000.0 * truth["parallax_error"].to_numpy()) ** 2
+    row = {}
+    for name, basis in (("plane", _oracle_basis(inputs)[:, :4]), ("form", _oracle_basis(inputs))):
+        scaled = basis * np.sqrt(weight)[:, None]
+        coefficients = np.linalg.lstsq(scaled[clean], (residual * np.sqrt(weight))[clean], rcond=None)[0]
+        error = basis @ coefficients - injected
+        row |= {f"oracle_{name}_rms_uas": float(np.sqrt(np.mean(error**2))),
+                f"oracle_{name}_variance_explained": float(1.0 - np.var(error) / np.var(injected))}  # fmt: skip
+    return row
+
+
 def _multivariate_recovery(mock: Path, run: Path, catalog: Path) -> dict:
     """The fitted Δϖ(G, BP−RP, Teff) against the injected one over the run's training stars.
 
     The injected Δϖ per star is ``offset_mas`` plus the mean sky systematic over the training stars (a constant
     the fit cannot tell from the level); the injected plane is its least-squares plane over the same stars (the
     non-linear terms project onto it). Returns the per-star RMS (µas), the fraction of the injected Δϖ's
-    variance explained, and per plane coefficient the fitted value, its error, the injected value and the pull.
+    variance explained, and per plane coefficient the fitted value, its error, the injected value and the pull;
+    and the oracle floor of the same numbers (:func:`_oracle_floor`).
     """
     from zpdist.nn.offset_plane import COEFFICIENTS, design_matrix
 
@@ -101,6 +141,7 @@ def _multivariate_recovery(mock: Path, run: Path, catalog: Path) -> dict:
     plane = json.loads((run / "summary.json").read_text())["offset_plane"]
     row = {"star_rms_uas": float(np.sqrt(np.mean(residual**2))),
            "variance_explained": float(1.0 - np.var(residual) / np.var(injected[ok]))}  # fmt: skip
+    row |= _oracle_floor(truth[ok], injected[ok], inputs[ok])
     for name, true in zip(COEFFICIENTS, plane_true, strict=True):
         value, error = plane[name]
         row |= {name: value, f"{name}_err": error, f"{name}_true": float(true), f"{name}_pull": (value - true) / error}
@@ -201,7 +242,11 @@ def _multivariate_table(rows: pd.DataFrame) -> str:
             f"- {name}, {n} realisations: per-star RMS against the injected Δϖ {group['star_rms_uas'].mean():.2f} µas "
             f"(range {group['star_rms_uas'].min():.2f}–{group['star_rms_uas'].max():.2f}); variance explained "
             f"{group['variance_explained'].mean():.0%} (range {group['variance_explained'].min():.0%}–"
-            f"{group['variance_explained'].max():.0%})"
+            f"{group['variance_explained'].max():.0%}); the oracle floor (true parallaxes known, outliers dropped): "
+            f"a plane {group['oracle_plane_rms_uas'].mean():.2f} µas, "
+            f"{group['oracle_plane_variance_explained'].mean():.0%}; "
+            f"the injected functional form {group['oracle_form_rms_uas'].mean():.2f} µas, "
+            f"{group['oracle_form_variance_explained'].mean():.0%}"
         )
         for coefficient in COEFFICIENTS:
             pulls = group[f"{coefficient}_pull"].to_numpy()
