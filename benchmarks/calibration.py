@@ -53,7 +53,8 @@ REALISM_PARTS = (
 ZPDIST = [str(Path(sys.executable).with_name("zpdist"))]
 
 
-def _run(args: list[str], log: Path, threads: int | None = None) -> None:
+def run_zpdist(args: list[str], log: Path, threads: int | None = None) -> None:
+    """Run ``zpdist ARGS`` (this Python's), appending its output to ``log``, on ``threads`` threads if given."""
     env = os.environ | ({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} if threads else {})
     with open(log, "a") as out:
         subprocess.run([*ZPDIST, *args], check=True, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -169,7 +170,7 @@ def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path)
     mock_args = ["mock", "--out", str(mock), "--n-stars", str(args.n_stars), "--seed", str(100 + index)]
     mock_args += ["--offset-uas", f"{offset:.3f}", "--realism", str(realism), "--offset-model", args.offset_model]
     if not (mock / "truth.parquet").exists():  # a mock kept by an interrupted run is reused
-        _run(mock_args + (["--no-spectra"] if args.mode == "labels" else []), log, threads)
+        run_zpdist(mock_args + (["--no-spectra"] if args.mode == "labels" else []), log, threads)
     rows = []
     for likelihood in args.likelihood:
         run = work / f"run{index}_{likelihood}"
@@ -180,7 +181,7 @@ def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path)
             train += ["--spectra", str(mock / "spectra.h5")]
         started = time.perf_counter()
         if not (run / "summary.json").exists():  # a finished run of an interrupted benchmark is reused
-            _run(train, log, threads)
+            run_zpdist(train, log, threads)
         seconds = time.perf_counter() - started
         summary = json.loads((run / "summary.json").read_text())
         truth, n_train = _truth(mock, run)
@@ -193,7 +194,7 @@ def realisation(index: int, args: argparse.Namespace, work: Path, realism: Path)
         row["pull"] = (row["fit_uas"] - truth) / row["error_uas"]
         if args.mode == "labels":
             catalog = run / "catalog.parquet"
-            _run(
+            run_zpdist(
                 ["predict", "--run", str(run), "--table", str(mock / "allstar.fits"), "--out", str(catalog), "--quiet"],
                 log,
                 threads,

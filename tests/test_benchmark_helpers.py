@@ -1,0 +1,89 @@
+"""Helpers of the science benchmarks: the oracle floor of ``benchmarks/calibration.py`` (docs/method.md §13) and the
+log g trend and tables of ``benchmarks/apokasc.py`` (§12), on inputs with known answers."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.table import Table
+
+from zpdist.mock.config import InjectedOffset
+from zpdist.mock.gaia import injected_offset_mas, nonlinear_offset_mas
+from zpdist.mock.realism import NonlinearOffset
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark(name: str):
+    """The module ``benchmarks/NAME.py`` (its folder on sys.path, as when it runs as a script)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def _stars(n: int = 4000, outlier_mas: float = 0.0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Giants with the mock's multivariate and non-linear Δϖ, their Gaia parallax = true + Δϖ (no noise), and
+    one star in 100 an outlier shifted by ``outlier_mas``."""
+    rng = np.random.default_rng(7)
+    inputs = np.column_stack([rng.uniform(9, 16, n), rng.uniform(1.0, 3.5, n), rng.uniform(3900, 5100, n)])
+    offset = InjectedOffset(offset_uas=-40.0, model="multivariate")
+    delta = injected_offset_mas(offset, *inputs.T) + nonlinear_offset_mas(NonlinearOffset(), offset, *inputs.T)
+    true = rng.uniform(0.1, 2.0, n)
+    outlier = np.arange(n) % 100 == 0
+    truth = pd.DataFrame({"parallax_true": true, "parallax": true + delta + outlier * outlier_mas,
+                          "parallax_error": rng.uniform(0.02, 0.06, n), "parallax_outlier": outlier})  # fmt: skip
+    return truth, 1000.0 * delta, inputs
+
+
+def test_oracle_recovers_noise_free_offsets_with_the_injected_form_and_leaves_the_plane_its_misfit():
+    calibration = _benchmark("calibration")
+    truth, injected, inputs = _stars(outlier_mas=5.0)  # the outliers are dropped: they change nothing
+    floor = calibration._oracle_floor(truth, injected, inputs)
+    assert floor["oracle_form_rms_uas"] < 1e-6 and abs(floor["oracle_form_variance_explained"] - 1.0) < 1e-9
+    basis = calibration._oracle_basis(inputs)[:, :4]
+    weight = 1.0 / truth["parallax_error"].to_numpy() ** 2
+    clean = ~truth["parallax_outlier"].to_numpy()
+    coefficients = np.linalg.lstsq((basis * np.sqrt(weight)[:, None])[clean], (injected * np.sqrt(weight))[clean])[0]
+    misfit = basis @ coefficients - injected
+    assert floor["oracle_plane_rms_uas"] == pytest.approx(np.sqrt(np.mean(misfit**2)), rel=1e-9)
+    assert floor["oracle_plane_rms_uas"] > 1.0  # a plane cannot follow the step
+    assert 0.0 < floor["oracle_plane_variance_explained"] < 1.0
+
+
+def test_logg_trend_recovers_a_known_slope_through_outliers():
+    rng = np.random.default_rng(3)
+    k_mag = rng.uniform(7.0, 11.0, 5000)
+    logg_seis = rng.uniform(1.5, 3.3, 5000)
+    logg_spec = logg_seis - 0.02 - 0.007 * (k_mag - 10.0) + rng.normal(0.0, 0.06, 5000)
+    logg_spec[:50] += 1.5  # misfits far off: clipped
+    logg_spec[50:60] = np.nan
+    coefficients, errors = _benchmark("apokasc").logg_trend(logg_spec, logg_seis, k_mag)
+    assert abs(coefficients[0] + 0.02) < 4 * errors[0] and abs(coefficients[1] + 0.007) < 4 * errors[1]
+    assert errors[1] < 0.001  # 0.06 dex over 4 mag and 5,000 stars: 0.0004 dex/mag
+
+
+def test_apokasc_tables_from_the_real_file(realdata, tmp_path):
+    apokasc = _benchmark("apokasc")
+    trend = apokasc.write_tables(realdata / apokasc.MERGED, tmp_path, tmp_path / "trend.png")
+    assert (tmp_path / "trend.png").stat().st_size > 10_000
+    spectroscopic, seismic, detrended = (
+        Table.read(tmp_path / f"{name}.fits") for name in ("spectroscopic", "seismic", "spectroscopic-detrended")
+    )
+    assert len(spectroscopic) == len(seismic) == len(detrended) == trend["n_stars"] == 6529
+    expected = 4.438 + np.log10(seismic["Mcorr"]) - 2 * np.log10(seismic["Rcorr"])
+    np.testing.assert_allclose(seismic["LOGG"], expected, rtol=1e-12)
+    np.testing.assert_array_equal(seismic["MASS"], seismic["Mcorr"])
+    # detrending leaves no slope against K (relative to the seismic log g) and keeps the mean difference
+    k_mag = np.asarray(spectroscopic["K"], float)
+    again, errors = apokasc.logg_trend(np.asarray(detrended["LOGG"], float), np.asarray(seismic["LOGG"]), k_mag)
+    assert abs(again[1]) < 0.1 * errors[1] and abs(trend["slope_dex_per_mag"]) > 5 * trend["slope_err"]
