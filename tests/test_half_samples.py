@@ -98,3 +98,34 @@ def test_without_half_samples_the_quoted_error_is_the_single_fits(small_mock, tm
     assert summary["offset_uas_err_level"] == pytest.approx(
         np.hypot(summary["offset_uas_err_stat"], summary["offset_uas_err_network"])
     )
+
+
+def _summary(**changes) -> dict:
+    """A run's summary as `_report` reads it: spectra mode, single-fit error, mock data (no sky floor)."""
+    summary = {
+        "offset_uas": -45.0, "offset_uas_err": 1.2, "offset_uas_err_stat": 1.0, "offset_uas_err_network": 0.6,
+        "offset_uas_err_mc": 0.0, "offset_uas_err_method": "statistical+network", "n_train": 8000, "n_val": 900,
+        "epochs_run": 30, "mode": "spectra", "label_columns": None, "offset_uas_err_sky_floor": None,
+        "selection_bias_uas": None, "likelihood": "selection",
+    }  # fmt: skip
+    return summary | changes
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({}, ["single fit's error is not calibrated"]),
+        ({"offset_uas_err_method": "half_samples", "half_samples": 10}, []),
+        ({"mode": "labels", "label_columns": ["teff", "logg", "fe_h"]}, []),  # mock labels: no label note
+        ({"mode": "labels", "label_columns": ["teff", "logg", "fe_h"], "offset_uas_err_sky_floor": 17.0,
+          "gaia_release": "DR2", "sky_footprint_deg": 10.0}, ["calibration drifts with apparent magnitude"]),
+    ],
+    ids=["spectra-single-fit", "spectra-half-samples", "labels-mock", "labels-real"],
+)  # fmt: skip
+def test_the_report_names_what_the_error_leaves_out(changes, expected):
+    from zpdist.nn.train import _report
+
+    lines: list[str] = []
+    _report(_summary(**changes), lines.append)
+    notes = [line for line in lines if line.startswith("note:")]
+    assert len(notes) == len(expected) and all(text in note for text, note in zip(expected, notes, strict=True))
