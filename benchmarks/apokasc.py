@@ -15,7 +15,7 @@ residual scatter), and shown binned in a PNG. Each table is trained (labels mode
 ``--train-args``) for every seed, and the table printed and written to ``benchmarks/results/apokasc*.md`` gives
 each fit, its quoted error and the spectroscopic fits' distance from the seismic fit of the same seed in
 combined σ. The Kepler field's sky-systematics floor (17 µas, Lindegren et al. 2018) is common to all three fits
-and cancels in their differences, so it is left out. Never run by the tests.
+and cancels in their differences, so it is left out. Never run by the tests (they check its helpers).
 
 Usage::
 

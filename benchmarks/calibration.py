@@ -15,7 +15,7 @@ the first two (a fit that knows every true parallax and the injected functional 
 
 Prints, and writes under ``benchmarks/results/``: one row per realisation (fit, error, truth, pull), the pull mean
 and width per likelihood with their standard errors, and PNG plots of the pulls and of the distance pulls
-(d − d_true)/σ_d against SNR and distance. Never run by the tests.
+(d − d_true)/σ_d against SNR and distance. Never run by the tests (they check its oracle floor).
 
 Usage::
 
