@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -37,13 +38,13 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from zpdist.mock.stars import LOGG_SUN
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibration import RESULTS, run_zpdist
 
 REALDATA = Path(os.environ.get("ZPDIST_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
 MERGED = "merged_APOKASC2_x_GaiaDR2_6676.fits"
-#: log10 of the Sun's surface gravity (cgs).
-LOGG_SUN = 4.438
 #: The labels of each table (the seismic one adds the mass).
 LABELS = {"spectroscopic": "teff,logg,fe_h,mg_fe", "seismic": "teff,logg,fe_h,mg_fe,mass",
           "spectroscopic-detrended": "teff,logg,fe_h,mg_fe"}  # fmt: skip
@@ -63,10 +64,11 @@ def logg_trend(logg_spec: np.ndarray, logg_seis: np.ndarray, k_mag: np.ndarray) 
     ok = np.isfinite(difference) & np.isfinite(k_mag)
     design, target = np.column_stack([np.ones(ok.sum()), k_mag[ok] - 10.0]), difference[ok]
     keep = np.ones(len(target), bool)
-    for _ in range(5):
+    for clip in range(6):  # five clippings, then the fit to the stars the last one kept
         coefficients = np.linalg.lstsq(design[keep], target[keep], rcond=None)[0]
         residual = target - design @ coefficients
-        keep = np.abs(residual) < 4.0 * 1.4826 * np.median(np.abs(residual[keep]))
+        if clip < 5:
+            keep = np.abs(residual) < 4.0 * 1.4826 * np.median(np.abs(residual[keep]))
     covariance = np.linalg.inv(design[keep].T @ design[keep]) * np.var(residual[keep], ddof=2)
     return coefficients, np.sqrt(np.diag(covariance))
 
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     jobs = [(name, seed) for seed in args.seeds for name in LABELS]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(lambda job: train(*job, work, args.train_args.split(), threads), jobs))
+        rows = list(pool.map(lambda job: train(*job, work, shlex.split(args.train_args), threads), jobs))
     fits = {(row["table"], row["seed"]): row for row in rows}
     lines = ["| seed | table | Δϖ (µas) | error (µas) | error from | minus seismic (µas) | in combined σ |",
              "|---:|---|---:|---:|---|---:|---:|"]  # fmt: skip

@@ -92,11 +92,11 @@ def _oracle_basis(inputs: np.ndarray) -> np.ndarray:
     :class:`~zpdist.mock.realism.NonlinearOffset`): the plane, the step in G, the saturating colour curvature and
     the G × Teff interaction, about the plane's pivot."""
     from zpdist.mock.realism import NonlinearOffset
-    from zpdist.nn.offset_plane import design_matrix
+    from zpdist.nn.offset_plane import PIVOT, design_matrix
 
     part, plane = NonlinearOffset(), design_matrix(inputs)
     step = np.tanh((inputs[:, 0] - part.step_g) / part.step_width_mag)
-    curvature = (np.minimum(inputs[:, 1], part.bp_rp_max) - 1.3) ** 2
+    curvature = (np.minimum(inputs[:, 1], part.bp_rp_max) - PIVOT[1]) ** 2
     return np.column_stack([plane, step, curvature, plane[:, 1] * plane[:, 3]])
 
 
