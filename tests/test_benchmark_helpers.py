@@ -95,3 +95,19 @@ def test_apokasc_tables_from_the_real_file(realdata, tmp_path):
     k_mag = np.asarray(spectroscopic["K"], float)
     again, errors = apokasc.logg_trend(np.asarray(detrended["LOGG"], float), np.asarray(seismic["LOGG"]), k_mag)
     assert abs(again[1]) < 0.1 * errors[1] and abs(trend["slope_dex_per_mag"]) > 5 * trend["slope_err"]
+
+
+def test_multivariate_table_reports_the_rms_reachable_at_the_quoted_level_error():
+    calibration = _benchmark("calibration")
+    from zpdist.nn.offset_plane import COEFFICIENTS
+
+    rows = pd.DataFrame({"likelihood": ["selection"] * 2, "error_uas": [2.0, 3.0], "oracle_form_rms_uas": [2.0, 2.0],
+                         "star_rms_uas": [5.0, 6.0], "variance_explained": [0.3, 0.2],
+                         "oracle_plane_rms_uas": [3.5, 3.7], "oracle_plane_variance_explained": [0.6, 0.6],
+                         "oracle_form_variance_explained": [0.9, 0.9]})  # fmt: skip
+    for name in COEFFICIENTS:
+        rows[name], rows[f"{name}_err"], rows[f"{name}_true"], rows[f"{name}_pull"] = 1.0, 1.0, 1.0, 0.0
+    np.testing.assert_allclose(calibration._reachable_rms(rows), [np.sqrt(8.0), np.sqrt(13.0)])
+    assert f"{np.sqrt((8.0 + 13.0) / 2):.2f} µas (RMS over realisations; below 3 µas in 1 of 2)" in (
+        calibration._multivariate_table(rows)
+    )
