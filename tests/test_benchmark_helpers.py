@@ -72,6 +72,22 @@ def test_logg_trend_recovers_a_known_slope_through_outliers():
     assert errors[1] < 0.001  # 0.06 dex over 4 mag and 5,000 stars: 0.0004 dex/mag
 
 
+def test_logg_trend_at_fixed_covariates_removes_a_trend_that_runs_through_them():
+    # the difference depends on log g only (a scale compression), and log g on K: a slope against K alone,
+    # none at fixed log g
+    rng = np.random.default_rng(5)
+    k_mag = rng.uniform(7.0, 11.0, 5000)
+    logg_seis = 3.0 - 0.3 * (k_mag - 7.0) + rng.normal(0.0, 0.3, 5000)
+    logg_spec = logg_seis - 0.09 * (logg_seis - 2.5) + rng.normal(0.0, 0.05, 5000)
+    apokasc = _benchmark("apokasc")
+    alone, errors = apokasc.logg_trend(logg_spec, logg_seis, k_mag)
+    assert alone[1] > 10 * errors[1]  # 0.09 × 0.3 = +0.027 dex/mag through log g
+    covariate = np.column_stack([logg_seis - 2.5])
+    covariate[:10] = np.nan  # left out, not propagated
+    fixed, errors = apokasc.logg_trend(logg_spec, logg_seis, k_mag, covariate)
+    assert abs(fixed[1]) < 4 * errors[1] and abs(fixed[2] + 0.09) < 4 * errors[2] and np.isfinite(fixed).all()
+
+
 def test_logg_trend_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib", reason="the trend's PNG needs the bench extra (matplotlib)")
     rng = np.random.default_rng(4)
@@ -95,6 +111,9 @@ def test_apokasc_tables_from_the_real_file(realdata, tmp_path):
     k_mag = np.asarray(spectroscopic["K"], float)
     again, errors = apokasc.logg_trend(np.asarray(detrended["LOGG"], float), np.asarray(seismic["LOGG"]), k_mag)
     assert abs(again[1]) < 0.1 * errors[1] and abs(trend["slope_dex_per_mag"]) > 5 * trend["slope_err"]
+    # at fixed seismic log g, T_eff and abundances, ASPCAP log g still drifts with K in each evolutionary state
+    for state, (slope, error, n_stars) in trend["conditional"].items():
+        assert slope < -2.5 * error and n_stars > 2000, state  # RGB -3.9σ, RC -3.0σ
 
 
 def test_multivariate_table_reports_the_rms_reachable_at_the_quoted_level_error():
