@@ -1,7 +1,7 @@
 """APOKASC-2 consistency check (issue 10): Δϖ of the Kepler giants from spectroscopic labels against seismic ones.
 
 From ``merged_APOKASC2_x_GaiaDR2_6676.fits`` (in ``../shared/realdata`` or ``$ZPDIST_REALDATA``), the 6,529 giants
-with a seismic mass and radius go into three tables, written under ``--workdir``:
+with a seismic mass and radius go into four tables, written under ``--workdir``:
 
 - ``spectroscopic.fits``: the ASPCAP (DR14) labels as they are;
 - ``seismic.fits``: log g = 4.438 + log10 M − 2 log10 R (cgs, M and R in solar units from ``Mcorr``, ``Rcorr``) and
@@ -9,6 +9,9 @@ with a seismic mass and radius go into three tables, written under ``--workdir``
 - ``spectroscopic-detrended.fits``: ASPCAP log g minus its linear trend against K relative to the seismic log g
   (the mean difference kept). A diagnostic, not a method: it borrows the seismic scale to ask whether that trend
   is what separates the two fits.
+- ``spectroscopic-drift-removed.fits``: ASPCAP log g minus only its conditional drift with K (below), per
+  evolutionary state (unclassified stars unchanged), the median K's log g kept. Also a diagnostic: it asks how
+  much of the disagreement is the part of the labels' error no method fed these labels could see.
 
 The trend of log g_ASPCAP − log g_seis with K is fitted by least squares with 4σ clipping (error from the
 residual scatter), and shown binned in a PNG; the same fit with the seismic log g, T_eff, [Fe/H] and [Mg/Fe] as
@@ -16,7 +19,7 @@ further terms, per evolutionary state, gives the part of the trend the spectrosc
 (:func:`conditional_trends`). Each table is trained (labels mode, the tool's defaults plus
 ``--train-args``) for every seed, and the table printed and written to ``benchmarks/results/apokasc*.md`` gives
 each fit, its quoted error and the spectroscopic fits' distance from the seismic fit of the same seed in
-combined σ. The Kepler field's sky-systematics floor (17 µas, Lindegren et al. 2018) is common to all three fits
+combined σ. The Kepler field's sky-systematics floor (17 µas, Lindegren et al. 2018) is common to all the fits
 and cancels in their differences, so it is left out. Never run by the tests (they check its helpers).
 
 Usage::
@@ -49,8 +52,13 @@ from calibration import RESULTS, run_zpdist
 REALDATA = Path(os.environ.get("ZPDIST_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
 MERGED = "merged_APOKASC2_x_GaiaDR2_6676.fits"
 #: The labels of each table (the seismic one adds the mass).
-LABELS = {"spectroscopic": "teff,logg,fe_h,mg_fe", "seismic": "teff,logg,fe_h,mg_fe,mass",
-          "spectroscopic-detrended": "teff,logg,fe_h,mg_fe"}  # fmt: skip
+SPECTROSCOPIC_LABELS = "teff,logg,fe_h,mg_fe"
+LABELS = {
+    "spectroscopic": SPECTROSCOPIC_LABELS,
+    "seismic": SPECTROSCOPIC_LABELS + ",mass",
+    "spectroscopic-detrended": SPECTROSCOPIC_LABELS,
+    "spectroscopic-drift-removed": SPECTROSCOPIC_LABELS,
+}
 
 
 def logg_trend(
@@ -86,6 +94,11 @@ def logg_trend(
     return coefficients, np.sqrt(np.diag(covariance))
 
 
+def _evolutionary_state(table: Table) -> np.ndarray:
+    """APOKASC-2's ``ES`` as stripped strings: "RGB", "RC", or "-9999.0" where unclassified."""
+    return np.char.strip(np.asarray(table["ES"]).astype(str))
+
+
 def conditional_trends(table: Table, logg_seis: np.ndarray, k_mag: np.ndarray) -> dict[str, tuple[float, float, int]]:
     """The K slope of log g_ASPCAP − log g_seis (dex/mag) at fixed seismic log g (and its square), T_eff, [Fe/H]
     and [Mg/Fe], for each evolutionary state of APOKASC-2's ``ES`` (RGB, RC): a trend the spectroscopic labels
@@ -95,7 +108,7 @@ def conditional_trends(table: Table, logg_seis: np.ndarray, k_mag: np.ndarray) -
         values[values < -9000] = np.nan  # -9999: missing
     pivot = logg_seis - 2.5
     covariates = np.column_stack([pivot, pivot**2, (labels["TEFF"] - 4700.0) / 1000.0, labels["FE_H"], labels["MG_FE"]])
-    state = np.char.strip(np.asarray(table["ES"]).astype(str))
+    state = _evolutionary_state(table)
     trends = {}
     for name in ("RGB", "RC"):
         member = state == name
@@ -105,28 +118,39 @@ def conditional_trends(table: Table, logg_seis: np.ndarray, k_mag: np.ndarray) -
     return trends
 
 
+def _without_drift(table: Table, slope: np.ndarray, k_mag: np.ndarray) -> Table:
+    """``table`` with ``slope`` × (K − median K) (dex) taken from LOGG where K is known; the median K's log g kept."""
+    shift = slope * (k_mag - np.nanmedian(k_mag))
+    out = table.copy()
+    out["LOGG"] = np.where(np.isfinite(shift), table["LOGG"] - shift, table["LOGG"])
+    return out
+
+
 def write_tables(merged: Path, work: Path, plot: Path | None = None) -> dict:
-    """The three tables of the module docstring under ``work`` (and the trend's PNG at ``plot`` if given); returns
-    the log g trend (dex, dex/mag, errors) and the number of stars."""
+    """The tables of the module docstring under ``work`` (and the trend's PNG at ``plot`` if given); returns the
+    log g trend (dex, dex/mag, errors), the conditional trends (:func:`conditional_trends`) and the stars."""
     table = Table.read(merged)
     table = table[(table["Mcorr"] > 0) & (table["Rcorr"] > 0)]
-    spectroscopic = table.copy()
     seismic = table.copy()
     seismic["LOGG"] = LOGG_SUN + np.log10(table["Mcorr"]) - 2.0 * np.log10(table["Rcorr"])
     seismic["MASS"] = table["Mcorr"]
+    logg_seis = np.asarray(seismic["LOGG"], float)
     k_mag = np.asarray(table["K"], float)
     k_mag[(k_mag < 0) | (k_mag > 30)] = np.nan  # -9999: missing
-    coefficients, errors = logg_trend(np.asarray(spectroscopic["LOGG"], float), np.asarray(seismic["LOGG"]), k_mag)
-    detrended = table.copy()
-    shift = coefficients[1] * (k_mag - np.nanmedian(k_mag))
-    detrended["LOGG"] = np.where(np.isfinite(shift), table["LOGG"] - shift, table["LOGG"])
-    for name, out in (("spectroscopic", spectroscopic), ("seismic", seismic), ("spectroscopic-detrended", detrended)):
+    coefficients, errors = logg_trend(np.asarray(table["LOGG"], float), logg_seis, k_mag)
+    conditional = conditional_trends(table, logg_seis, k_mag)
+    state = _evolutionary_state(table)
+    drift = np.select([state == name for name in conditional], [slope for slope, _, _ in conditional.values()], 0.0)
+    tables = {"spectroscopic": table, "seismic": seismic,
+              "spectroscopic-detrended": _without_drift(table, np.full(len(table), coefficients[1]), k_mag),
+              "spectroscopic-drift-removed": _without_drift(table, drift, k_mag)}  # fmt: skip
+    for name, out in tables.items():
         out.write(work / f"{name}.fits", overwrite=True)
     if plot is not None:
-        _plot_trend(np.asarray(spectroscopic["LOGG"] - seismic["LOGG"]), k_mag, coefficients, plot)
+        _plot_trend(np.asarray(table["LOGG"] - seismic["LOGG"]), k_mag, coefficients, plot)
     return {"intercept_dex": coefficients[0], "slope_dex_per_mag": coefficients[1],
             "intercept_err": errors[0], "slope_err": errors[1], "n_stars": len(table),
-            "conditional": conditional_trends(table, np.asarray(seismic["LOGG"], float), k_mag)}  # fmt: skip
+            "conditional": conditional}  # fmt: skip
 
 
 def _plot_trend(difference: np.ndarray, k_mag: np.ndarray, coefficients: np.ndarray, path: Path) -> None:

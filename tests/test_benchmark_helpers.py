@@ -100,10 +100,9 @@ def test_logg_trend_plot_is_written(tmp_path):
 def test_apokasc_tables_from_the_real_file(realdata, tmp_path):
     apokasc = _benchmark("apokasc")
     trend = apokasc.write_tables(realdata / apokasc.MERGED, tmp_path)  # no plot: matplotlib is a bench extra
-    spectroscopic, seismic, detrended = (
-        Table.read(tmp_path / f"{name}.fits") for name in ("spectroscopic", "seismic", "spectroscopic-detrended")
-    )
-    assert len(spectroscopic) == len(seismic) == len(detrended) == trend["n_stars"] == 6529
+    names = ("spectroscopic", "seismic", "spectroscopic-detrended", "spectroscopic-drift-removed")
+    spectroscopic, seismic, detrended, drift_removed = (Table.read(tmp_path / f"{name}.fits") for name in names)
+    assert len(spectroscopic) == len(seismic) == len(detrended) == len(drift_removed) == trend["n_stars"] == 6529
     expected = 4.438 + np.log10(seismic["Mcorr"]) - 2 * np.log10(seismic["Rcorr"])
     np.testing.assert_allclose(seismic["LOGG"], expected, rtol=1e-12)
     np.testing.assert_array_equal(seismic["MASS"], seismic["Mcorr"])
@@ -114,6 +113,13 @@ def test_apokasc_tables_from_the_real_file(realdata, tmp_path):
     # at fixed seismic log g, T_eff and abundances, ASPCAP log g still drifts with K in each evolutionary state
     for state, (slope, error, n_stars) in trend["conditional"].items():
         assert slope < -2.5 * error and n_stars > 2000, state  # RGB -3.9σ, RC -3.0σ
+    # and the drift-removed table has none left, while its unclassified stars keep their log g
+    logg_seis = np.asarray(seismic["LOGG"], float)
+    for state, (slope, error, _) in apokasc.conditional_trends(drift_removed, logg_seis, k_mag).items():
+        assert abs(slope) < 0.1 * error, state
+    unclassified = np.char.strip(np.asarray(spectroscopic["ES"]).astype(str)) == "-9999.0"
+    assert unclassified.sum() > 400
+    np.testing.assert_array_equal(drift_removed["LOGG"][unclassified], spectroscopic["LOGG"][unclassified])
 
 
 def test_multivariate_table_reports_the_rms_reachable_at_the_quoted_level_error():
