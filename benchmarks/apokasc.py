@@ -82,6 +82,7 @@ def logg_trend(
     """
     difference = logg_spec - logg_seis
     extra = np.empty((len(difference), 0)) if covariates is None else np.asarray(covariates, float)
+    extra = extra.reshape(len(difference), -1)  # one covariate may come as a 1-D array
     ok = np.isfinite(difference) & np.isfinite(k_mag) & np.isfinite(extra).all(axis=1)
     design, target = np.column_stack([np.ones(ok.sum()), k_mag[ok] - 10.0, extra[ok]]), difference[ok]
     keep = np.ones(len(target), bool)
@@ -99,28 +100,64 @@ def _evolutionary_state(table: Table) -> np.ndarray:
     return np.char.strip(np.asarray(table["ES"]).astype(str))
 
 
+def _missing_as_nan(table: Table, name: str) -> np.ndarray:
+    """Column ``name`` as a float64 copy, APOKASC-2's −9999 (and any value below −9000) as NaN."""
+    values = np.array(table[name], dtype=float)
+    values[values < -9000] = np.nan
+    return values
+
+
+def k_magnitudes(table: Table) -> np.ndarray:
+    """2MASS K (mag) of each star, NaN where missing (−9999) or not a magnitude (outside 0–30)."""
+    k_mag = _missing_as_nan(table, "K")
+    k_mag[(k_mag < 0) | (k_mag > 30)] = np.nan
+    return k_mag
+
+
 def conditional_trends(table: Table, logg_seis: np.ndarray, k_mag: np.ndarray) -> dict[str, tuple[float, float, int]]:
-    """The K slope of log g_ASPCAP − log g_seis (dex/mag) at fixed seismic log g (and its square), T_eff, [Fe/H]
-    and [Mg/Fe], for each evolutionary state of APOKASC-2's ``ES`` (RGB, RC): a trend the spectroscopic labels
-    cannot reveal, since it is not a function of them. Returns, per state, the slope, its error and the stars."""
-    labels = {name: np.asarray(table[name], float) for name in ("TEFF", "FE_H", "MG_FE")}
-    for values in labels.values():
-        values[values < -9000] = np.nan  # -9999: missing
+    """The drift of ASPCAP's log g with K that its other labels cannot explain, per evolutionary state.
+
+    log g_ASPCAP − log g_seis is fitted (:func:`logg_trend`) against K with the seismic log g, its square, and the
+    ASPCAP T_eff, [Fe/H] and [Mg/Fe] as further terms, separately for the RGB and red-clump stars of APOKASC-2's
+    ``ES`` column. The K slope is then the drift at fixed seismic log g and ASPCAP T_eff and abundances: a luminosity
+    learned from the spectroscopic labels alone cannot absorb it. (Pooled over both states the same fit gives a
+    slope of the other sign: the two states' log g offsets differ and the red clump's share changes with K, a
+    mixture the labels do not resolve either; docs/method.md §12.) The pivots 2.5 dex and 4700 K are a typical
+    giant's; they set only the intercept's meaning.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        APOKASC-2 rows with ``LOGG`` (dex), ``TEFF`` (K), ``FE_H``, ``MG_FE`` (dex) and ``ES``; −9999 is missing.
+    logg_seis : ndarray, shape (N,)
+        Seismic log g (dex).
+    k_mag : ndarray, shape (N,)
+        K (mag), NaN where missing (:func:`k_magnitudes`).
+
+    Returns
+    -------
+    dict
+        For "RGB" and "RC": the K slope (dex/mag), its standard error (dex/mag) and the state's number of members.
+    """
     pivot = logg_seis - 2.5
-    covariates = np.column_stack([pivot, pivot**2, (labels["TEFF"] - 4700.0) / 1000.0, labels["FE_H"], labels["MG_FE"]])
+    teff = (_missing_as_nan(table, "TEFF") - 4700.0) / 1000.0
+    covariates = np.column_stack(
+        [pivot, pivot**2, teff, _missing_as_nan(table, "FE_H"), _missing_as_nan(table, "MG_FE")]
+    )
     state = _evolutionary_state(table)
     trends = {}
     for name in ("RGB", "RC"):
         member = state == name
-        logg_spec = np.where(member, np.asarray(table["LOGG"], float), np.nan)
+        logg_spec = np.where(member, _missing_as_nan(table, "LOGG"), np.nan)
         coefficients, errors = logg_trend(logg_spec, logg_seis, k_mag, covariates)
         trends[name] = (float(coefficients[1]), float(errors[1]), int(member.sum()))
     return trends
 
 
-def _without_drift(table: Table, slope: np.ndarray, k_mag: np.ndarray) -> Table:
-    """``table`` with ``slope`` × (K − median K) (dex) taken from LOGG where K is known; the median K's log g kept."""
-    shift = slope * (k_mag - np.nanmedian(k_mag))
+def _without_drift(table: Table, slope_dex_per_mag: np.ndarray, k_mag: np.ndarray) -> Table:
+    """``table`` with each star's ``slope_dex_per_mag`` × (K − median K) (dex) taken from LOGG where K is known;
+    the log g at the median K is kept."""
+    shift = slope_dex_per_mag * (k_mag - np.nanmedian(k_mag))
     out = table.copy()
     out["LOGG"] = np.where(np.isfinite(shift), table["LOGG"] - shift, table["LOGG"])
     return out
@@ -135,8 +172,7 @@ def write_tables(merged: Path, work: Path, plot: Path | None = None) -> dict:
     seismic["LOGG"] = LOGG_SUN + np.log10(table["Mcorr"]) - 2.0 * np.log10(table["Rcorr"])
     seismic["MASS"] = table["Mcorr"]
     logg_seis = np.asarray(seismic["LOGG"], float)
-    k_mag = np.asarray(table["K"], float)
-    k_mag[(k_mag < 0) | (k_mag > 30)] = np.nan  # -9999: missing
+    k_mag = k_magnitudes(table)
     coefficients, errors = logg_trend(np.asarray(table["LOGG"], float), logg_seis, k_mag)
     conditional = conditional_trends(table, logg_seis, k_mag)
     state = _evolutionary_state(table)

@@ -230,9 +230,9 @@ def _pull_table(rows: pd.DataFrame) -> str:
 
 
 def _reachable_rms(rows: pd.DataFrame) -> np.ndarray:
-    """Per realisation, the per-star RMS (µas) a fit would have with the injected functional form's oracle shape
-    and the level off by the run's quoted error: √(σ_level² + oracle_form_rms²). The level's error adds in
-    quadrature to every star's residual, so no shape can do better than this in expectation at that precision."""
+    """Per realisation, the root-mean-square per-star error (µas) of a fit with the injected functional form's
+    oracle shape and its level off by the run's quoted error: √(σ_level² + oracle_form_rms²). Every star's residual
+    carries the level's error, whatever the shape; the two are taken as independent (they share the parallaxes)."""
     return np.hypot(rows["error_uas"].to_numpy(float), rows["oracle_form_rms_uas"].to_numpy(float))
 
 

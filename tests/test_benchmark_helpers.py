@@ -88,6 +88,28 @@ def test_logg_trend_at_fixed_covariates_removes_a_trend_that_runs_through_them()
     assert abs(fixed[1]) < 4 * errors[1] and abs(fixed[2] + 0.09) < 4 * errors[2] and np.isfinite(fixed).all()
 
 
+def test_conditional_trends_per_state_with_missing_values():
+    # each state has its own drift with K at fixed log g; -9999 (missing) labels and K drop their stars only
+    rng = np.random.default_rng(6)
+    n = 6000
+    state = np.where(np.arange(n) % 3 == 0, "RC", "RGB")
+    k_mag = rng.uniform(7.0, 11.0, n)
+    logg_seis = rng.uniform(1.8, 3.2, n)
+    drift = np.where(state == "RC", -0.002, -0.005)
+    logg_aspcap = logg_seis - 0.1 * (logg_seis - 2.5) + drift * (k_mag - 10.0) + rng.normal(0.0, 0.02, n)
+    table = Table({"LOGG": logg_aspcap, "TEFF": rng.uniform(4200, 5200, n), "FE_H": rng.normal(0, 0.2, n),
+                   "MG_FE": rng.normal(0.1, 0.05, n), "ES": state, "K": k_mag})  # fmt: skip
+    table["FE_H"][:30] = -9999.0
+    table["K"][30:60] = -9999.0
+    apokasc = _benchmark("apokasc")
+    trends = apokasc.conditional_trends(table, logg_seis, apokasc.k_magnitudes(table))
+    for name, truth in (("RGB", -0.005), ("RC", -0.002)):
+        slope, error, members = trends[name]
+        assert abs(slope - truth) < 4 * error and error < 0.0005, name
+        assert members == (state == name).sum()
+    assert table["FE_H"][0] == -9999.0 and table["K"][30] == -9999.0  # the table itself is left as it was
+
+
 def test_logg_trend_plot_is_written(tmp_path):
     pytest.importorskip("matplotlib", reason="the trend's PNG needs the bench extra (matplotlib)")
     rng = np.random.default_rng(4)
@@ -107,17 +129,17 @@ def test_apokasc_tables_from_the_real_file(realdata, tmp_path):
     np.testing.assert_allclose(seismic["LOGG"], expected, rtol=1e-12)
     np.testing.assert_array_equal(seismic["MASS"], seismic["Mcorr"])
     # detrending leaves no slope against K (relative to the seismic log g) and keeps the mean difference
-    k_mag = np.asarray(spectroscopic["K"], float)
+    k_mag = apokasc.k_magnitudes(spectroscopic)
     again, errors = apokasc.logg_trend(np.asarray(detrended["LOGG"], float), np.asarray(seismic["LOGG"]), k_mag)
     assert abs(again[1]) < 0.1 * errors[1] and abs(trend["slope_dex_per_mag"]) > 5 * trend["slope_err"]
     # at fixed seismic log g, T_eff and abundances, ASPCAP log g still drifts with K in each evolutionary state
     for state, (slope, error, n_stars) in trend["conditional"].items():
         assert slope < -2.5 * error and n_stars > 2000, state  # RGB -3.9σ, RC -3.0σ
-    # and the drift-removed table has none left, while its unclassified stars keep their log g
+    # the drift-removed table has none left (each state's own slope taken off), and unclassified stars keep log g
     logg_seis = np.asarray(seismic["LOGG"], float)
     for state, (slope, error, _) in apokasc.conditional_trends(drift_removed, logg_seis, k_mag).items():
         assert abs(slope) < 0.1 * error, state
-    unclassified = np.char.strip(np.asarray(spectroscopic["ES"]).astype(str)) == "-9999.0"
+    unclassified = apokasc._evolutionary_state(spectroscopic) == "-9999.0"
     assert unclassified.sum() > 400
     np.testing.assert_array_equal(drift_removed["LOGG"][unclassified], spectroscopic["LOGG"][unclassified])
 

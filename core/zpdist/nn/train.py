@@ -490,8 +490,9 @@ def _error_notes(summary: dict, log: Callable[[str], None]) -> None:
     if real_labels and "logg" in (summary.get("label_columns") or ()):
         log(
             "note: a log g whose calibration drifts with apparent magnitude biases the offset outside this error "
-            "(about 13 µas per 0.01 dex/mag on the APOKASC-2 giants; ASPCAP DR14's drift at fixed seismic log g, "
-            "-0.005 dex/mag for RGB stars, moved their offset by +4 µas; docs/method.md §12)"
+            "(about 13 µas per 0.01 dex/mag on the APOKASC-2 giants, where ASPCAP DR14's drift within each "
+            "evolutionary state, -0.005 dex/mag for RGB and -0.002 for red-clump stars, moved the offset by +4 µas; "
+            "docs/method.md §12)"
         )
 
 
