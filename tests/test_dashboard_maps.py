@@ -238,20 +238,24 @@ def test_box_and_lasso_on_a_map_select_stars_and_outline_them():
     dmap = selectable(datashaded_map(state, x, y, None, "stars"), state, x.name, y.name)
     plot = hv.renderer("bokeh").get_plot(dmap)
     assert plot.state.title.text == "stars" and "colorbar" in plot.handles  # the map's options reach its images
-    (outline,) = [a for a in plot.state.center if a.name == OUTLINE]
+
+    def outline() -> tuple[list[float], list[float]]:
+        (annotation,) = [a for a in plot.state.center if a.name == OUTLINE]  # one outline, replaced as it changes
+        return annotation.xs, annotation.ys
+
     streams = {type(s).__name__: s for s in hv.streams.Stream.registry[dmap]}
     state.set_range("teff", (4200.0, 4700.0))  # the map follows a filter change with the outline's hook kept
     counts = plot.handles["source"].data["image"][0]
     assert np.nansum(counts) == np.sum(state.mask & catalog.frame[x.name].between(*x.range) & catalog.frame[
         y.name].between(*y.range))  # fmt: skip
     state.set_range("teff", None)
-    assert (outline.xs, outline.ys) == ([], [])
+    assert outline() == ([], [])
     streams["BoundsXY"].event(bounds=(10.0, 1.0, 14.0, 2.0))
     assert state.selection == Selection(x.name, y.name, bounds=(10.0, 1.0, 14.0, 2.0))
-    assert (outline.xs, outline.ys) == ([10.0, 14.0, 14.0, 10.0], [1.0, 1.0, 2.0, 2.0])
+    assert outline() == ([10.0, 14.0, 14.0, 10.0], [1.0, 1.0, 2.0, 2.0])
     g, bp_rp = catalog.frame[x.name], catalog.frame[y.name]
     assert state.selected.sum() == (g.between(10, 14) & bp_rp.between(1, 2)).sum() > 0
     streams["Lasso"].event(geometry=np.array([(10.0, 1.0), (14.0, 1.0), (12.0, 2.0)]))
-    assert (outline.xs, outline.ys) == ([10.0, 14.0, 12.0], [1.0, 1.0, 2.0])
+    assert outline() == ([10.0, 14.0, 12.0], [1.0, 1.0, 2.0])
     state.selection = Selection("x_gc", "y_gc", bounds=(0.0, 0.0, 1.0, 1.0))  # drawn on another map
-    assert (outline.xs, outline.ys) == ([], [])
+    assert outline() == ([], [])

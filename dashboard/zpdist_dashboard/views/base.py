@@ -9,12 +9,13 @@ models.
 from __future__ import annotations
 
 import weakref
+from functools import partial
 
 import holoviews as hv
 import numpy as np
 import panel as pn
 import param
-from bokeh.models import PolyAnnotation
+from bokeh.models import Plot, PolyAnnotation
 from holoviews.plotting.bokeh.element import ElementPlot
 from panel.io.document import unlocked
 from panel.io.notebook import push
@@ -208,6 +209,21 @@ def outline_vertices(selection: Selection | None, x: str, y: str) -> tuple[list[
     return vertices[:, 0].tolist(), vertices[:, 1].tolist()
 
 
+def _outline_annotation(xs: list[float], ys: list[float]) -> PolyAnnotation:
+    """The selection's outline with vertices ``xs``, ``ys`` (data units of the map's axes)."""
+    return PolyAnnotation(xs=xs, ys=ys, fill_alpha=0.0, line_color="black", line_width=2, name=OUTLINE)
+
+
+def _replace_outline(figure: Plot, xs: list[float], ys: list[float]) -> None:
+    """Swap ``figure``'s outline for a new one with these vertices, in one change of ``figure.center``.
+
+    Not ``outline.update(xs=..., ys=...)``: a served page receives each property change as its own message, and
+    BokehJS refuses to paint a PolyAnnotation whose xs and ys differ in length (an assertion error in the page)
+    if it paints between the two, as it did under load in the browser tests.
+    """
+    figure.center = [a for a in figure.center if getattr(a, "name", None) != OUTLINE] + [_outline_annotation(xs, ys)]
+
+
 def selectable(plot: hv.DynamicMap, state: DashboardState, x: str, y: str) -> hv.DynamicMap:
     """Make ``plot`` (axes ``x``, ``y``) set the session's selection by box or lasso, and outline it.
 
@@ -222,20 +238,18 @@ def selectable(plot: hv.DynamicMap, state: DashboardState, x: str, y: str) -> hv
         figure, state = element_plot.state, session()
         if state is None or any(getattr(a, "name", None) == OUTLINE for a in figure.center):
             return
-        xs, ys = outline_vertices(state.selection, x, y)
-        annotation = PolyAnnotation(xs=xs, ys=ys, fill_alpha=0.0, line_color="black", line_width=2, name=OUTLINE)
-        figure.add_layout(annotation)
-        drawn = weakref.ref(annotation)  # the figure holds it while its map is shown
+        figure.add_layout(_outline_annotation(*outline_vertices(state.selection, x, y)))
+        drawn = weakref.ref(figure)  # the map's plot holds its figure while the map is shown
 
         def follow(event: param.parameterized.Event) -> None:
             if (shown := drawn()) is None:
                 state.param.unwatch(watcher)
                 return
-            xs, ys = outline_vertices(event.new, x, y)
+            redraw = partial(_replace_outline, shown, *outline_vertices(event.new, x, y))
             if shown.document is None or shown.document.session_context is None:
-                shown.update(xs=xs, ys=ys)
+                redraw()
             else:  # a selection arrives from a map outside the document's lock: change the page's models under it
-                shown.document.add_next_tick_callback(lambda: shown.update(xs=xs, ys=ys))
+                shown.document.add_next_tick_callback(redraw)
 
         watcher = state.param.watch(follow, "selection")
 
