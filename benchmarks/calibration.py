@@ -88,16 +88,16 @@ def _truth(mock: Path, run: Path) -> tuple[float, int]:
 
 
 def _oracle_basis(inputs: np.ndarray) -> np.ndarray:
-    """The injected Δϖ's own functional form (:func:`zpdist.mock.gaia.nonlinear_offset_mas` with the default
-    :class:`~zpdist.mock.realism.NonlinearOffset`): the plane, the step in G, the saturating colour curvature and
-    the G × Teff interaction, about the plane's pivot."""
+    """The injected Δϖ's own functional form: the plane (:func:`zpdist.nn.offset_plane.design_matrix`) and the
+    default :class:`~zpdist.mock.realism.NonlinearOffset`'s terms (:func:`zpdist.mock.gaia.nonlinear_offset_terms`:
+    the step in G, the saturating colour curvature, the G × Teff interaction)."""
+    from zpdist.mock.config import InjectedOffset
+    from zpdist.mock.gaia import nonlinear_offset_terms
     from zpdist.mock.realism import NonlinearOffset
-    from zpdist.nn.offset_plane import PIVOT, design_matrix
+    from zpdist.nn.offset_plane import design_matrix
 
-    part, plane = NonlinearOffset(), design_matrix(inputs)
-    step = np.tanh((inputs[:, 0] - part.step_g) / part.step_width_mag)
-    curvature = (np.minimum(inputs[:, 1], part.bp_rp_max) - PIVOT[1]) ** 2
-    return np.column_stack([plane, step, curvature, plane[:, 1] * plane[:, 3]])
+    terms = nonlinear_offset_terms(NonlinearOffset(), InjectedOffset(model="multivariate"), *inputs.T)
+    return np.column_stack([design_matrix(inputs), terms])
 
 
 def _oracle_floor(truth: pd.DataFrame, injected: np.ndarray, inputs: np.ndarray) -> dict:

@@ -70,15 +70,31 @@ def observe_parallax(
     return true_parallax + offset_mas + rng.normal(0.0, sigma * noise_scale), sigma
 
 
+def nonlinear_offset_terms(part: NonlinearOffset, offset: InjectedOffset, g_mag, bp_rp, teff) -> np.ndarray:
+    """The shapes of :class:`NonlinearOffset`'s terms at G, BP−RP (mag), Teff (K), about ``offset``'s pivots.
+
+    Returns
+    -------
+    ndarray, shape (N, 3)
+        The step tanh((G − G_step)/width) (dimensionless), the colour curvature (min(BP−RP, max) − pivot)² (mag²) and
+        the interaction (G − pivot)·(Teff − pivot) (mag kK). :func:`nonlinear_offset_mas` weighs them by the part's
+        amplitudes; a fit that knows the injected form (``benchmarks/calibration.py``'s oracle) fits them.
+    """
+    g_mag, bp_rp, teff = (np.atleast_1d(np.asarray(v, float)) for v in (g_mag, bp_rp, teff))
+    return np.column_stack(
+        [
+            np.tanh((g_mag - part.step_g) / part.step_width_mag),
+            (np.minimum(bp_rp, part.bp_rp_max) - offset.pivot_bp_rp) ** 2,
+            (g_mag - offset.pivot_g) * (teff - offset.pivot_teff) / K_PER_KK,
+        ]
+    )
+
+
 def nonlinear_offset_mas(part: NonlinearOffset, offset: InjectedOffset, g_mag, bp_rp, teff) -> np.ndarray:
     """Non-linear Δϖ terms (mas) of :class:`NonlinearOffset` at G, BP−RP (mag), Teff (K), about ``offset``'s pivots."""
-    g_mag, bp_rp, teff = (np.asarray(v, float) for v in (g_mag, bp_rp, teff))
-    value = (
-        0.5 * part.step_uas * np.tanh((g_mag - part.step_g) / part.step_width_mag)
-        + part.curvature_bp_rp * (np.minimum(bp_rp, part.bp_rp_max) - offset.pivot_bp_rp) ** 2
-        + part.interaction_g_teff * (g_mag - offset.pivot_g) * (teff - offset.pivot_teff) / K_PER_KK
-    )
-    return uas_to_mas(value)
+    amplitudes_uas = np.array([0.5 * part.step_uas, part.curvature_bp_rp, part.interaction_g_teff])
+    value = nonlinear_offset_terms(part, offset, g_mag, bp_rp, teff) @ amplitudes_uas
+    return uas_to_mas(value.reshape(np.broadcast(g_mag, bp_rp, teff).shape))
 
 
 @dataclass(frozen=True)
