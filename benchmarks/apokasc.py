@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table
 
+from zpdist.io.columns import missing_to_nan
 from zpdist.mock.stars import LOGG_SUN
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -100,16 +101,9 @@ def _evolutionary_state(table: Table) -> np.ndarray:
     return np.char.strip(np.asarray(table["ES"]).astype(str))
 
 
-def _missing_as_nan(table: Table, name: str) -> np.ndarray:
-    """Column ``name`` as a float64 copy, APOKASC-2's −9999 (and any value below −9000) as NaN."""
-    values = np.array(table[name], dtype=float)
-    values[values < -9000] = np.nan
-    return values
-
-
 def k_magnitudes(table: Table) -> np.ndarray:
     """2MASS K (mag) of each star, NaN where missing (−9999) or not a magnitude (outside 0–30)."""
-    k_mag = _missing_as_nan(table, "K")
+    k_mag = missing_to_nan(table["K"])
     k_mag[(k_mag < 0) | (k_mag > 30)] = np.nan
     return k_mag
 
@@ -140,15 +134,13 @@ def conditional_trends(table: Table, logg_seis: np.ndarray, k_mag: np.ndarray) -
         For "RGB" and "RC": the K slope (dex/mag), its standard error (dex/mag) and the state's number of members.
     """
     pivot = logg_seis - 2.5
-    teff = (_missing_as_nan(table, "TEFF") - 4700.0) / 1000.0
-    covariates = np.column_stack(
-        [pivot, pivot**2, teff, _missing_as_nan(table, "FE_H"), _missing_as_nan(table, "MG_FE")]
-    )
+    teff = (missing_to_nan(table["TEFF"]) - 4700.0) / 1000.0
+    covariates = np.column_stack([pivot, pivot**2, teff, missing_to_nan(table["FE_H"]), missing_to_nan(table["MG_FE"])])
     state = _evolutionary_state(table)
     trends = {}
     for name in ("RGB", "RC"):
         member = state == name
-        logg_spec = np.where(member, _missing_as_nan(table, "LOGG"), np.nan)
+        logg_spec = np.where(member, missing_to_nan(table["LOGG"]), np.nan)
         coefficients, errors = logg_trend(logg_spec, logg_seis, k_mag, covariates)
         trends[name] = (float(coefficients[1]), float(errors[1]), int(member.sum()))
     return trends

@@ -7,6 +7,8 @@ Aliases are matched case-insensitively, in the order given: the first one presen
 
 from __future__ import annotations
 
+import numpy as np
+
 from zpdist.errors import FileFormatError, InputError
 
 #: The 15 abundance ratios of the paper's maps (docs/method.md §7), as canonical [X/Fe] names.
@@ -98,6 +100,13 @@ class DuplicateColumnError(FileFormatError):
 
 #: The value APOGEE and astroNN use for "missing".
 MISSING_VALUE = -9999.0
+
+
+def missing_to_nan(values) -> np.ndarray:
+    """Float64 copy of ``values`` with the −9999 marker (and anything below it) as NaN."""
+    values = np.array(values, dtype=float)
+    values[values <= MISSING_VALUE + 0.5] = np.nan
+    return values
 
 
 def resolve_columns(available: list[str]) -> dict[str, str]:

@@ -24,6 +24,7 @@ from zpdist.io.columns import (
     GAIA_PREFIXES,
     MISSING_VALUE,
     gaia_prefixes_present,
+    missing_to_nan,
     resolve_columns,
 )
 from zpdist.io.tables import TableError, list_columns, read_table
@@ -107,13 +108,6 @@ def _source(frame: pd.DataFrame, default: str) -> str:
     return str(frame.attrs.get("source", default))
 
 
-def _missing_to_nan(values: np.ndarray) -> np.ndarray:
-    """Float copy of ``values`` with the −9999 marker (and anything below it) as NaN."""
-    values = np.asarray(values, dtype=float).copy()
-    values[values <= MISSING_VALUE + 0.5] = np.nan
-    return values
-
-
 def is_npz(path: str | os.PathLike) -> bool:
     """True if ``path`` names a NumPy ``.npz`` archive."""
     return Path(path).name.lower().endswith(".npz")
@@ -160,7 +154,7 @@ def read_gaia_npz(path: str | os.PathLike) -> pd.DataFrame:
     shapes = {NPZ_KEYS[c]: a.shape for c, a in arrays.items()}
     if len(set(shapes.values())) != 1 or any(len(s) != 1 for s in shapes.values()):
         raise TableError(f"{path}: arrays must be 1-D and of one length, got shapes {shapes}")
-    frame = pd.DataFrame({c: _missing_to_nan(a) for c, a in arrays.items()})
+    frame = pd.DataFrame({c: missing_to_nan(a) for c, a in arrays.items()})
     frame.attrs["source"] = str(path)
     frame.attrs["gaia_release"] = None  # an npz says nothing; astroNN's DR14 file holds DR2 (ingest states it)
     frame.attrs["gaia_release_source"] = f"{path.name}: a row-aligned npz carries no release"

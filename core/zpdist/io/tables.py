@@ -1,6 +1,6 @@
 """Reading allStar-like tables (FITS, Parquet, CSV) into one canonical pandas DataFrame.
 
-This is the only place where the surveys' −9999 "missing" marker becomes NaN.
+The surveys' −9999 "missing" marker becomes NaN here, through :func:`zpdist.io.columns.missing_to_nan`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from zpdist.io.columns import (
     DuplicateColumnError,
     gaia_parallax_names_looked_for,
     gaia_release_from_columns,
+    missing_to_nan,
     normalise_gaia_release,
     resolve_columns,
 )
@@ -169,8 +170,7 @@ def _numeric(column: pd.Series, name: str) -> np.ndarray:
             f"column {name!r} should hold numbers but {len(bad)} row(s) hold text, e.g. {text.iloc[bad[0]]!r} in "
             f"data row {bad[0] + 1}"
         )
-    values[values <= MISSING_VALUE + 0.5] = np.nan
-    return values
+    return missing_to_nan(values)
 
 
 def _canonicalise(raw: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
@@ -178,8 +178,7 @@ def _canonicalise(raw: pd.DataFrame, mapping: dict[str, str]) -> pd.DataFrame:
     for canonical, source in mapping.items():
         values = raw[source].to_numpy()
         if values.dtype.kind in "iuf" and canonical not in INTEGER_COLUMNS:
-            values = values.astype(float)
-            values[values <= MISSING_VALUE + 0.5] = np.nan
+            values = missing_to_nan(values)
         elif values.dtype.kind in "iuf" and canonical in INTEGER_COLUMNS and values.dtype.kind == "f":
             values = np.where(np.isfinite(values), values, MISSING_VALUE).astype(np.int64)
         elif values.dtype.kind in "OSU" and canonical not in STRING_COLUMNS:
