@@ -165,7 +165,7 @@ def write_tables(merged: Path, work: Path, plot: Path | None = None) -> dict:
     seismic["MASS"] = table["Mcorr"]
     logg_seis = np.asarray(seismic["LOGG"], float)
     k_mag = k_magnitudes(table)
-    coefficients, errors = logg_trend(np.asarray(table["LOGG"], float), logg_seis, k_mag)
+    coefficients, errors = logg_trend(missing_to_nan(table["LOGG"]), logg_seis, k_mag)
     conditional = conditional_trends(table, logg_seis, k_mag)
     state = _evolutionary_state(table)
     drift = np.select([state == name for name in conditional], [slope for slope, _, _ in conditional.values()], 0.0)

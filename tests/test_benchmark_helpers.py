@@ -3,32 +3,15 @@ log g trend and tables of ``benchmarks/apokasc.py`` (§12), on inputs with known
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from astropy.table import Table
 
+from tests.benchmark_modules import load_benchmark
 from zpdist.mock.config import InjectedOffset
 from zpdist.mock.gaia import injected_offset_mas, nonlinear_offset_mas
 from zpdist.mock.realism import NonlinearOffset
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _benchmark(name: str):
-    """The module ``benchmarks/NAME.py`` (its folder on sys.path, as when it runs as a script)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
 
 
 def _stars(n: int = 4000, outlier_mas: float = 0.0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -46,7 +29,7 @@ def _stars(n: int = 4000, outlier_mas: float = 0.0) -> tuple[pd.DataFrame, np.nd
 
 
 def test_oracle_recovers_noise_free_offsets_with_the_injected_form_and_leaves_the_plane_its_misfit():
-    calibration = _benchmark("calibration")
+    calibration = load_benchmark("calibration")
     truth, injected, inputs = _stars(outlier_mas=5.0)  # the outliers are dropped: they change nothing
     floor = calibration._oracle_floor(truth, injected, inputs)
     assert floor["oracle_form_rms_uas"] < 1e-6 and abs(floor["oracle_form_variance_explained"] - 1.0) < 1e-9
@@ -67,7 +50,7 @@ def test_logg_trend_recovers_a_known_slope_through_outliers():
     logg_spec = logg_seis - 0.02 - 0.007 * (k_mag - 10.0) + rng.normal(0.0, 0.06, 5000)
     logg_spec[:50] += 1.5  # misfits far off: clipped
     logg_spec[50:60] = np.nan
-    coefficients, errors = _benchmark("apokasc").logg_trend(logg_spec, logg_seis, k_mag)
+    coefficients, errors = load_benchmark("apokasc").logg_trend(logg_spec, logg_seis, k_mag)
     assert abs(coefficients[0] + 0.02) < 4 * errors[0] and abs(coefficients[1] + 0.007) < 4 * errors[1]
     assert errors[1] < 0.001  # 0.06 dex over 4 mag and 5,000 stars: 0.0004 dex/mag
 
@@ -79,7 +62,7 @@ def test_logg_trend_at_fixed_covariates_removes_a_trend_that_runs_through_them()
     k_mag = rng.uniform(7.0, 11.0, 5000)
     logg_seis = 3.0 - 0.3 * (k_mag - 7.0) + rng.normal(0.0, 0.3, 5000)
     logg_spec = logg_seis - 0.09 * (logg_seis - 2.5) + rng.normal(0.0, 0.05, 5000)
-    apokasc = _benchmark("apokasc")
+    apokasc = load_benchmark("apokasc")
     alone, errors = apokasc.logg_trend(logg_spec, logg_seis, k_mag)
     assert alone[1] > 10 * errors[1]  # 0.09 × 0.3 = +0.027 dex/mag through log g
     covariate = np.column_stack([logg_seis - 2.5])
@@ -101,7 +84,7 @@ def test_conditional_trends_per_state_with_missing_values():
                    "MG_FE": rng.normal(0.1, 0.05, n), "ES": state, "K": k_mag})  # fmt: skip
     table["FE_H"][:30] = -9999.0
     table["K"][30:60] = -9999.0
-    apokasc = _benchmark("apokasc")
+    apokasc = load_benchmark("apokasc")
     trends = apokasc.conditional_trends(table, logg_seis, apokasc.k_magnitudes(table))
     for name, truth in (("RGB", -0.005), ("RC", -0.002)):
         slope, error, members = trends[name]
@@ -115,12 +98,12 @@ def test_logg_trend_plot_is_written(tmp_path):
     rng = np.random.default_rng(4)
     k_mag = rng.uniform(7.0, 11.0, 500)
     difference = -0.02 - 0.007 * (k_mag - 10.0) + rng.normal(0.0, 0.06, 500)
-    _benchmark("apokasc")._plot_trend(difference, k_mag, np.array([-0.02, -0.007]), tmp_path / "trend.png")
+    load_benchmark("apokasc")._plot_trend(difference, k_mag, np.array([-0.02, -0.007]), tmp_path / "trend.png")
     assert (tmp_path / "trend.png").stat().st_size > 10_000
 
 
 def test_apokasc_tables_from_the_real_file(realdata, tmp_path):
-    apokasc = _benchmark("apokasc")
+    apokasc = load_benchmark("apokasc")
     trend = apokasc.write_tables(realdata / apokasc.MERGED, tmp_path)  # no plot: matplotlib is a bench extra
     names = ("spectroscopic", "seismic", "spectroscopic-detrended", "spectroscopic-drift-removed")
     spectroscopic, seismic, detrended, drift_removed = (Table.read(tmp_path / f"{name}.fits") for name in names)
@@ -145,7 +128,7 @@ def test_apokasc_tables_from_the_real_file(realdata, tmp_path):
 
 
 def test_multivariate_table_reports_the_rms_reachable_at_the_quoted_level_error():
-    calibration = _benchmark("calibration")
+    calibration = load_benchmark("calibration")
     from zpdist.nn.offset_plane import COEFFICIENTS
 
     rows = pd.DataFrame({"likelihood": ["selection"] * 2, "error_uas": [2.0, 3.0], "oracle_form_rms_uas": [2.0, 2.0],

@@ -8,14 +8,12 @@ masks the same means and spreads as torch's Dropout within Monte-Carlo noise.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from torch.nn import functional
 
+from tests.benchmark_modules import load_benchmark
 from zpdist.nn.device import Scratch, map_blocks, matmul_t
 from zpdist.nn.infer import mc_predict
 from zpdist.nn.luminosity import SpectraBranch, keep, keep_masks, random_bits, split_columns
@@ -274,10 +272,7 @@ def test_map_blocks_keeps_the_order_and_gives_each_thread_its_scratch():
 
 
 def test_benchmark_functions_run_on_cpu_at_a_tiny_size():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
-    spec = importlib.util.spec_from_file_location("run_all", path)
-    run_all = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_all)
+    run_all = load_benchmark("run_all")
     cpu = torch.device("cpu")
     assert run_all.training_rate(cpu, 4, 8) > 0
     rate, flops = run_all.inference_rate(cpu, 4, n_samples=3)
