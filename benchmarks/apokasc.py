@@ -136,11 +136,11 @@ def conditional_trends(table: Table, logg_seis: np.ndarray, k_mag: np.ndarray) -
     pivot = logg_seis - 2.5
     teff = (missing_to_nan(table["TEFF"]) - 4700.0) / 1000.0
     covariates = np.column_stack([pivot, pivot**2, teff, missing_to_nan(table["FE_H"]), missing_to_nan(table["MG_FE"])])
-    state = _evolutionary_state(table)
+    state, logg_aspcap = _evolutionary_state(table), missing_to_nan(table["LOGG"])
     trends = {}
     for name in ("RGB", "RC"):
         member = state == name
-        logg_spec = np.where(member, missing_to_nan(table["LOGG"]), np.nan)
+        logg_spec = np.where(member, logg_aspcap, np.nan)
         coefficients, errors = logg_trend(logg_spec, logg_seis, k_mag, covariates)
         trends[name] = (float(coefficients[1]), float(errors[1]), int(member.sum()))
     return trends

@@ -111,8 +111,8 @@ def _oracle_floor(truth: pd.DataFrame, injected: np.ndarray, inputs: np.ndarray)
     clean = ~truth["parallax_outlier"].to_numpy(bool)
     residual = 1000.0 * (truth["parallax"] - truth["parallax_true"]).to_numpy()
     weight = 1.0 / (1000.0 * truth["parallax_error"].to_numpy()) ** 2
-    row = {}
-    for name, basis in (("plane", _oracle_basis(inputs)[:, :4]), ("form", _oracle_basis(inputs))):
+    form, row = _oracle_basis(inputs), {}
+    for name, basis in (("plane", form[:, :4]), ("form", form)):
         scaled = basis * np.sqrt(weight)[:, None]
         coefficients = np.linalg.lstsq(scaled[clean], (residual * np.sqrt(weight))[clean], rcond=None)[0]
         error = basis @ coefficients - injected
